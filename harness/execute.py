@@ -1,0 +1,189 @@
+"""Execute one RunSpec into one run folder: seed, build, train, evaluate, write.
+
+The data (decoded images, tokens) is prepared once per task by the runner and shared by every model and seed of that
+task; each run only builds its model and head, trains and evaluates.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.errors import RunFailed, UserError
+from harness.models import BuildContext
+from harness.plan import RunSpec
+from harness.results.store import RunWriter
+from harness.suite.check import ResolvedModel
+from harness.suite.schema import ImageSpec
+from harness.tasks.base import Batcher, Task, TaskData
+from harness.train import measure
+from harness.train.loop import train_model
+from harness.train.precision import autocast_factory, grad_scaler
+
+
+@dataclass
+class SharedContext:
+    """What every run of a suite shares: device, tokenizer, resolved models, tasks and their prepared data."""
+
+    device: torch.device
+    image: ImageSpec
+    max_text_len: int
+    tokenizer: Any | None
+    models: dict[str, ResolvedModel]
+    tasks: dict[str, Task]
+    data: dict[str, TaskData]
+    env: dict[str, Any]
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def execute_run(
+    spec: RunSpec, ctx: SharedContext, out_dir: Path, on_step: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Run one (task, model, seed). Returns the metrics record (``status`` "ok" or "failed")."""
+    fingerprint = spec.fingerprint
+    writer = RunWriter(out_dir / spec.folder)
+    writer.spec({**spec.model_dump(mode="json"), "fingerprint": fingerprint})
+    base = {
+        "fingerprint": fingerprint,
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "task": spec.task,
+        "task_type": spec.task_type,
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "kind": spec.kind,
+        "model_type": spec.model_type,
+        "seed": spec.seed,
+        "overrides": spec.overrides,
+        "baseline": spec.baseline,
+    }
+    started = time.perf_counter()
+    try:
+        record = _run(spec, ctx, writer, on_step)
+    except RunFailed as exc:
+        failure = {**base, "status": "failed", "error": str(exc), "seconds": round(time.perf_counter() - started, 3)}
+        writer.fail(failure)
+        return failure
+    except UserError:
+        writer.fail({**base, "status": "failed", "error": "configuration error (see the command's message)"})
+        raise
+    except Exception as exc:  # an unexpected bug: record it, let the caller decide
+        writer.fail(
+            {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        )
+        raise
+    record = {**base, "status": "ok", **record, "env": ctx.env}
+    writer.finish(record)
+    return record
+
+
+def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[str, Any]:
+    from harness.suite.schema import TrainSpec
+
+    device = ctx.device
+    train = TrainSpec.model_validate(spec.train)
+    seed_everything(spec.seed, bool(spec.hardware["deterministic"]))
+    resolved = ctx.models[spec.model]
+    tok = ctx.tokenizer
+    build_ctx = BuildContext(
+        image_size=ctx.image.size,
+        max_text_len=ctx.max_text_len,
+        vocab_size=len(tok) if tok is not None else None,
+        pad_token_id=getattr(tok, "pad_token_id", 0) or 0,
+    )
+    try:
+        model = resolved.family.build(resolved.config, build_ctx).to(device)
+    except ValueError as exc:
+        raise UserError(f"models.{spec.model}: {exc}") from exc
+    task, data = ctx.tasks[spec.task], ctx.data[spec.task]
+    head = task.build_head(model, data).to(device)
+    batcher = Batcher(ctx.image.mean, ctx.image.std, device)
+    autocast = autocast_factory(device, spec.hardware["precision"])
+    measure.reset_peak_memory(device)
+
+    total, trainable = measure.count_params(model, head)
+    flops = _flops(task, model, head, data, batcher)
+    stats = train_model(
+        model,
+        head,
+        task,
+        data,
+        train,
+        batcher,
+        autocast,
+        grad_scaler(device, spec.hardware["precision"]),
+        spec.seed,
+        writer.log,
+        on_step,
+    )
+    model.eval()
+    head.eval()
+    eval_start = time.perf_counter()
+    result = task.evaluate(model, head, data, batcher, train.eval_batch_size or 2 * train.batch_size, autocast)
+    eval_seconds = time.perf_counter() - eval_start
+    writer.predictions(result.predictions)
+    for name, arr in result.arrays.items():
+        writer.array(name, arr)
+    if spec.task_type == "vqa":
+        writer.extra_json("answer_vocab.json", data.info["answers"])
+    return {
+        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "notes": result.notes,
+        "timings": {
+            "train_seconds": round(stats.seconds, 3),
+            "eval_seconds": round(eval_seconds, 3),
+            "train_samples": stats.samples,
+            "train_samples_per_s": round(stats.samples_per_s, 2),
+            "steps": stats.steps,
+            "epochs": round(stats.epochs, 3),
+            "warmup_steps": stats.warmup_steps,
+            "final_loss": stats.final_loss,
+            **measure.peak_memory_mb(device),
+        },
+        "model_facts": {"params": total, "trainable_params": trainable, "forward_flops_per_sample": flops},
+        "data": {
+            "train_examples": len(data.train),
+            "eval_examples": len(data.eval),
+            **{k: v for k, v in data.info.items() if k.endswith("fingerprint")},
+        },
+    }
+
+
+def _flops(task: Task, model, head, data: TaskData, batcher: Batcher) -> int | None:
+    """Forward FLOPs for one eval example (for retrieval: both towers, plus the fusion of the pair)."""
+    batch = batcher(data.eval, torch.arange(1), with_targets=False)
+    was_training = model.training
+    model.eval()
+    try:
+        if task.type == "retrieval":
+
+            def fn(b):
+                img = model.encode_image(b["image"])
+                txt = model.encode_text(b["input_ids"], b["attention_mask"])
+                return model.fuse(img, txt) if model.can_fuse else (img, txt)
+        else:
+
+            def fn(b):
+                return head(model(b)["pooled"])
+
+        return measure.forward_flops(fn, batch)
+    finally:
+        model.train(was_training)

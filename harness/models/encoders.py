@@ -1,0 +1,212 @@
+"""Image (timm) and text (transformers) encoders built from specs, offline-safe.
+
+Nothing is downloaded: pretrained weights come from a local file, a local directory, or the local timm / Hugging
+Face cache. When they are missing the error says exactly what to fetch and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.errors import UserError
+from harness.models.base import Encoded
+from harness.models.specs import ImageEncoderSpec, TextEncoderSpec
+
+
+def set_offline() -> None:
+    """Forbid hub downloads for the rest of the process (the harness never downloads at run time)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ["HF_HUB_OFFLINE"] not in ("0", "false", "False"):
+        constants.HF_HUB_OFFLINE = True  # the module read the variable at import time
+
+
+def locate_timm_weights(name: str) -> tuple[Path | None, str]:
+    """Find pretrained weights of a timm model on disk only: the HF cache, the torch hub cache, or a cfg file.
+
+    Returns (path or None, a human description of where they come from).
+    """
+    import timm
+    import torch.hub
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return None, f"timm has no pretrained weights for {name!r}"
+    if cfg.file and Path(cfg.file).is_file():
+        return Path(cfg.file), cfg.file
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        for filename in names:
+            hit = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return Path(hit), f"huggingface.co/{repo}"
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        if path.is_file():
+            return path, cfg.url
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.partition("@")[0]
+        return None, (
+            f"`huggingface-cli download {repo} {cfg.hf_hub_filename or 'model.safetensors'}` (goes to "
+            f"the Hugging Face cache, ~/.cache/huggingface/hub or $HF_HOME)"
+        )
+    if cfg.url:
+        return None, f"{cfg.url} into {Path(torch.hub.get_dir()) / 'checkpoints'}"
+    return None, f"the weights of {name!r}"
+
+
+class ImageEncoder(nn.Module):
+    """A timm model read through ``forward_features``.
+
+    CNN feature maps (B, C, H, W) become H*W visual tokens; ViT-style outputs (B, N, D) are used as they are. The
+    pooled vector is timm's own pre-logits pooling (``forward_head(..., pre_logits=True)``).
+    """
+
+    def __init__(self, spec: ImageEncoderSpec, image_size: int, where: str = "image_encoder") -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = create_timm_model(spec, image_size, where)
+        self.num_features = int(self.model.num_features)
+        self.model.eval()  # probe without touching BatchNorm statistics
+        with torch.no_grad():
+            probe = self.model.forward_features(torch.zeros(1, 3, image_size, image_size))
+        self.model.train()
+        self.num_tokens = int(probe.shape[2] * probe.shape[3]) if probe.ndim == 4 else int(probe.shape[1])
+
+    def forward(self, image: torch.Tensor) -> Encoded:
+        feats = self.model.forward_features(image)
+        pooled = self.model.forward_head(feats, pre_logits=True)  # (B, D)
+        tokens = feats.flatten(2).transpose(1, 2) if feats.ndim == 4 else feats  # (B, N, D)
+        return Encoded(tokens=tokens, pooled=pooled)
+
+
+def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn.Module:
+    """``timm.create_model`` without a classifier, at the suite's image size, loading weights only from disk."""
+    import timm
+
+    if not timm.is_model(spec.name):
+        from harness.errors import did_you_mean
+
+        hint = did_you_mean(spec.name, timm.list_models())
+        raise UserError(f"{where}.name: unknown timm model {spec.name!r}.{hint} See timm.list_models() for names.")
+    kwargs = dict(spec.args)
+    kwargs.setdefault("num_classes", 0)
+    if spec.drop_path:
+        kwargs["drop_path_rate"] = spec.drop_path
+    pretrained = spec.pretrained
+    if pretrained:
+        set_offline()
+        if spec.checkpoint:
+            path = Path(spec.checkpoint).expanduser()
+            if not path.is_file():
+                raise UserError(f"{where}.checkpoint: file {str(path)!r} does not exist; point it at the weights file")
+        else:
+            path, source = locate_timm_weights(spec.name)
+            if path is None:
+                raise UserError(
+                    f"{where}: pretrained weights for timm model {spec.name!r} are not available offline. Fetch them "
+                    f"on a connected machine: {source}; or download the weights file and set {where}.checkpoint: "
+                    "PATH; or set pretrained: false to train from scratch"
+                )
+        # Always load from a local file: timm then never touches the network.
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+    try:
+        return _create_with_size(timm, spec.name, pretrained, image_size, kwargs)
+    except TypeError as exc:
+        raise UserError(f"{where}.args: timm model {spec.name!r} rejected the arguments {spec.args}: {exc}") from exc
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        if not pretrained:
+            raise
+        raise UserError(
+            f"{where}: cannot load pretrained weights {kwargs['pretrained_cfg_overlay']['file']!r} "
+            f"into {spec.name!r}: {exc}"
+        ) from exc
+
+
+def _create_with_size(timm, name: str, pretrained: bool, image_size: int, kwargs: dict) -> nn.Module:
+    if "img_size" not in kwargs:
+        try:
+            return timm.create_model(name, pretrained=pretrained, img_size=image_size, **kwargs)
+        except TypeError as exc:
+            if "img_size" not in str(exc):
+                raise
+    return timm.create_model(name, pretrained=pretrained, **kwargs)
+
+
+class TextEncoder(nn.Module):
+    """A BERT-like encoder from transformers: by name/path (offline) or built from a ``BertConfig``."""
+
+    def __init__(
+        self,
+        spec: TextEncoderSpec,
+        vocab_size: int | None,
+        pad_token_id: int,
+        max_len: int,
+        where: str = "text_encoder",
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = create_text_model(spec, vocab_size, pad_token_id, max_len, where)
+        self.hidden_size = int(self.model.config.hidden_size)
+
+    @property
+    def embeddings(self) -> nn.Module:
+        return self.model.embeddings
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Encoded:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        tokens = out.last_hidden_state  # (B, T, H)
+        pooled = pool_text(tokens, attention_mask, self.spec.pooling)
+        return Encoded(tokens=tokens, pooled=pooled, mask=attention_mask, ids=input_ids)
+
+
+def pool_text(tokens: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """[CLS] state or masked mean over real tokens: (B, T, H) -> (B, H)."""
+    if how == "cls":
+        return tokens[:, 0]
+    weights = mask.to(tokens.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+def create_text_model(
+    spec: TextEncoderSpec, vocab_size: int | None, pad_token_id: int, max_len: int, where: str
+) -> nn.Module:
+    from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+
+    set_offline()
+    overrides = {"hidden_dropout_prob": spec.dropout, "attention_probs_dropout_prob": spec.dropout}
+    if spec.name is None:
+        if vocab_size is None:
+            raise UserError(f"{where}: building a BERT from 'config' needs the suite tokenizer's vocabulary size")
+        params = {"max_position_embeddings": max(512, max_len), **spec.config, **overrides}
+        try:
+            config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, **params)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}.config: invalid BertConfig arguments {spec.config}: {exc}") from exc
+        if config.hidden_size % config.num_attention_heads:
+            raise UserError(
+                f"{where}.config: hidden_size {config.hidden_size} is not a multiple of num_attention_heads "
+                f"{config.num_attention_heads}"
+            )
+        return BertModel(config, add_pooling_layer=False)
+    try:
+        if spec.pretrained:
+            return AutoModel.from_pretrained(spec.name, local_files_only=True, add_pooling_layer=False, **overrides)
+        config = AutoConfig.from_pretrained(spec.name, local_files_only=True, **overrides)
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{where}.name: cannot load {spec.name!r} offline ({type(exc).__name__}). Download it on a connected "
+            f"machine (e.g. `huggingface-cli download {spec.name}`) into the Hugging Face cache (~/.cache/huggingface"
+            f"/hub or $HF_HOME), or save it with save_pretrained() to a directory and set name: that path"
+        ) from exc

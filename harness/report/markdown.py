@@ -1,0 +1,128 @@
+"""report.md: GitHub-flavoured Markdown."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness import __version__
+from harness.report.model import Report, fmt_delta, fmt_mean_std, settings_rows
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def task_rows(t, bold: tuple[str, str] = ("**", "**"), star: str = " ★") -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one task table (shared by Markdown and HTML)."""
+    header = ["model", "kind"] + t.metrics + ([f"Δ {t.main_metric} vs {t.baseline}"] if t.baseline else []) + ["seeds"]
+    rows = []
+    for m in t.models:
+        name = m + (star if m in t.best.get(t.main_metric, []) else "")
+        cells = [name, t.kinds.get(m, "")]
+        for metric in t.metrics:
+            text = fmt_mean_std(t.mean.loc[m, metric], t.std.loc[m, metric], int(t.n.loc[m, metric] or 0))
+            cells.append(f"{bold[0]}{text}{bold[1]}" if m in t.best.get(metric, []) else text)
+        if t.baseline:
+            cells.append("baseline" if m == t.baseline else fmt_delta(t.delta.loc[m, t.main_metric]))
+        cells.append(str(int(t.n.loc[m].max())) if not t.n.loc[m].isna().all() else "0")
+        rows.append(cells)
+    return header, rows
+
+
+def cost_rows(cost: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "task",
+        "model",
+        "params (M)",
+        "trainable (M)",
+        "GFLOPs/sample",
+        "train s",
+        "train samples/s",
+        "eval s",
+        "peak RSS (MB)",
+    ]
+    rows = []
+    for _, r in cost.iterrows():
+        rows.append(
+            [
+                r["task"],
+                r["model"],
+                f"{r['params_M']:.2f}",
+                f"{r['trainable_M']:.2f}",
+                "—" if pd.isna(r["GFLOPs_per_sample"]) else f"{r['GFLOPs_per_sample']:.4f}",
+                f"{r['train_s']:.1f}",
+                f"{r['train_samples_per_s']:.0f}",
+                f"{r['eval_s']:.1f}",
+                "—" if pd.isna(r["peak_rss_MB"]) else f"{r['peak_rss_MB']:.0f}",
+            ]
+        )
+    return header, rows
+
+
+def render_markdown(report: Report) -> str:
+    s = report.suite
+    env = report.env
+    out = [f"# xmbench report: {s.name}", ""]
+    if s.description:
+        out += [s.description.strip(), ""]
+    out += [
+        f"Generated {report.generated:%Y-%m-%d %H:%M UTC} by xmbench {__version__}"
+        + (f" (commit {env.get('git_commit')})" if env.get("git_commit") else "")
+        + (f" on {env.get('device')}, torch {env.get('torch')}" if env else "")
+        + ".",
+        "",
+    ]
+    out += ["## Settings shared by every pairing", ""]
+    out += [_table(["block", "settings"], [[k, v] for k, v in settings_rows(s)]), ""]
+    if report.overrides:
+        out += ["**Per-model overrides** (allowed by `train.allow_overrides`):", ""]
+        out += [
+            _table(
+                ["model", "key", "suite", "model"],
+                [[o["model"], o["key"], str(o["suite_value"]), str(o["model_value"])] for o in report.overrides],
+            )
+        ]
+    else:
+        out += ["No per-model overrides: every model trained with exactly these settings."]
+    out.append("")
+    for t in report.tables:
+        task = s.tasks[t.task]
+        out += [f"## Task `{t.task}`: {t.task_type} on `{t.dataset}`", ""]
+        header, rows = task_rows(t)
+        out += [_table(header, rows), ""]
+        legend = f"Mean ± sample std over seeds, in percent. ★ = best mean {t.main_metric}; bold = best per column."
+        if t.baseline:
+            legend += f" Δ = difference of means against the baseline `{t.baseline}`, in points."
+        out += [legend]
+        note = report.notes.get(t.task, {})
+        if note.get("classes_without_positives"):
+            out += [
+                f"{note['classes_without_positives']} class(es) without positives in the eval split are excluded "
+                "from mAP (see docs/metrics.md)."
+            ]
+        if note.get("scoring"):
+            out += [
+                f"Retrieval scoring for fusion models: ITM re-ranking of the top-{note.get('k_test')} ITC candidates."
+                if note["scoring"] == "itm"
+                else "Retrieval scoring: ITC similarity."
+            ]
+        missing = [m for m in task.models if m not in t.models]
+        if missing:
+            out += [f"No finished runs for: {', '.join(missing)}."]
+        out.append("")
+    if not report.cost.empty:
+        out += ["## Cost (mean over seeds)", ""]
+        header, rows = cost_rows(report.cost)
+        out += [_table(header, rows), ""]
+    if report.failed:
+        out += ["## Failed runs", ""]
+        out += [_table(["run", "error"], [[f["run_id"], str(f.get("error", ""))] for f in report.failed]), ""]
+    if env:
+        out += ["## Environment", ""]
+        out += [_table(["key", "value"], [[k, str(v)] for k, v in env.items()]), ""]
+    out += [
+        "Raw numbers: `results.csv` (one row per run and metric) and `summary.json`; per-run folders under `runs/`."
+    ]
+    return "\n".join(out) + "\n"

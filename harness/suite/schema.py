@@ -1,0 +1,236 @@
+"""The suite schema: frozen pydantic models, unknown keys forbidden.
+
+A suite is pure data. Cross-references (a task naming a model), model-family parameters and per-model overrides are
+checked by :mod:`harness.suite.loader`, which knows the registries and reports the exact key path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SYNTHETIC = "@synthetic"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Frozen(BaseModel):
+    """Base for every schema node: immutable, unknown keys rejected, no type coercion from strings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, populate_by_name=False)
+
+
+class HardwareSpec(Frozen):
+    """Where and how every run of the suite executes."""
+
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    workers: NonNegativeInt = 0
+    deterministic: bool = True
+    threads: PositiveInt | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError(f"expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {v!r}")
+        return v
+
+
+class LrMult(Frozen):
+    """Learning-rate multipliers per branch (image encoder, text encoder, fusion layers, task head)."""
+
+    image: Annotated[float, Field(ge=0.0)] = 1.0
+    text: Annotated[float, Field(ge=0.0)] = 1.0
+    fusion: Annotated[float, Field(ge=0.0)] = 1.0
+    head: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class TrainSpec(Frozen):
+    """One optimiser and schedule for every pairing: AdamW, warmup then cosine/linear/constant."""
+
+    epochs: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt | None = None
+    lr: Annotated[float, Field(gt=0.0)] = 1e-4
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
+    eps: Annotated[float, Field(gt=0.0)] = 1e-8
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: Fraction = 0.0
+    warmup_steps: NonNegativeInt | None = None
+    min_lr_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    grad_accum: PositiveInt = 1
+    lr_mult: LrMult = LrMult()
+    freeze_encoders_epochs: NonNegativeInt = 0
+    allow_overrides: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainSpec:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("set exactly one of 'epochs' or 'steps'")
+        if self.warmup_steps is not None and self.warmup_ratio:
+            raise ValueError("set at most one of 'warmup_ratio' or 'warmup_steps'")
+        unknown = [k for k in self.allow_overrides if k not in TrainSpec.model_fields or k == "allow_overrides"]
+        if unknown:
+            raise ValueError(f"allow_overrides names unknown train keys {unknown}")
+        return self
+
+
+class ImageSpec(Frozen):
+    """Input images, identical for every model: size, resize policy and normalisation."""
+
+    size: PositiveInt = 224
+    resize: Literal["squash", "shorter_crop"] = "squash"
+    interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+class TextSpec(Frozen):
+    """Tokenisation, identical for every model that reads text."""
+
+    tokenizer: str = "wordpiece"
+    vocab_size: PositiveInt = 1000
+    max_length: Annotated[int, Field(ge=4, le=512)] = 32
+    lowercase: bool = True
+
+
+class SyntheticSpec(Frozen):
+    """Parameters of the built-in synthetic dataset (used by datasets whose path is '@synthetic')."""
+
+    images: Annotated[int, Field(ge=20)] = 1000
+    seed: int = 0
+    size: Annotated[int, Field(ge=32, le=512)] = 64
+
+
+class _DatasetBase(Frozen):
+    path: str
+    images: str | None = None
+    on_bad_sample: Literal["error", "skip"] = "error"
+
+
+class CocoDataset(_DatasetBase):
+    kind: Literal["coco"]
+    year: Literal[2014, 2017] = 2014
+    fold_restval: bool = True
+
+
+class Flickr30kDataset(_DatasetBase):
+    kind: Literal["flickr30k"]
+    fold_restval: bool = True
+
+
+class Vqa2Dataset(_DatasetBase):
+    kind: Literal["vqa2"]
+
+
+class ImageFolderDataset(_DatasetBase):
+    kind: Literal["imagefolder"]
+    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+
+
+DatasetSpec = Annotated[CocoDataset | Flickr30kDataset | Vqa2Dataset | ImageFolderDataset, Field(discriminator="kind")]
+
+
+class _TaskBase(Frozen):
+    dataset: Name
+    models: tuple[Name, ...] = Field(min_length=1)
+    baseline: Name | None = None
+    train_split: str | None = None
+    eval_split: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        dup = sorted({m for m in v if v.count(m) > 1})
+        if dup:
+            raise ValueError(f"model names listed twice: {dup}")
+        return v
+
+
+class ClassificationTask(_TaskBase):
+    type: Literal["classification"]
+    prompt: str = "what is in the image?"
+
+
+class MultilabelTask(_TaskBase):
+    type: Literal["multilabel"]
+    prompt: str = "what is in the image?"
+
+
+class RetrievalTask(_TaskBase):
+    type: Literal["retrieval"]
+    k_test: PositiveInt = 16
+    embed_dim: PositiveInt = 256
+    temperature: Annotated[float, Field(gt=0.0)] = 0.07
+    learn_temperature: bool = True
+
+
+class VqaTask(_TaskBase):
+    type: Literal["vqa"]
+    answer_min_count: PositiveInt = 9
+    answer_top_k: PositiveInt | None = None
+
+
+TaskSpec = Annotated[ClassificationTask | MultilabelTask | RetrievalTask | VqaTask, Field(discriminator="type")]
+
+
+class ModelSpec(Frozen):
+    """A named model: a registered family (``type``) plus that family's parameters.
+
+    The family parameters are validated by the family's own config class in the loader, which knows the registry;
+    here they are kept as ``params``. ``train`` holds per-model overrides, allowed only for keys that the suite
+    lists in ``train.allow_overrides``.
+    """
+
+    type: str
+    train: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "params" in data:
+            raise ValueError("write the family's parameters directly under the model, not under 'params'")
+        known = {"type", "train"}
+        out = {k: v for k, v in data.items() if k in known}
+        out["params"] = {k: v for k, v in data.items() if k not in known}
+        return out
+
+
+class Suite(Frozen):
+    """A declarative benchmark: datasets × models × tasks × seeds under one hardware and train block."""
+
+    name: Name | None = None
+    description: str = ""
+    seeds: tuple[int, ...] = Field(min_length=1)
+    baseline: Name | None = None
+    hardware: HardwareSpec = HardwareSpec()
+    train: TrainSpec
+    image: ImageSpec = ImageSpec()
+    text: TextSpec = TextSpec()
+    synthetic: SyntheticSpec = SyntheticSpec()
+    datasets: dict[Name, DatasetSpec] = Field(min_length=1)
+    models: dict[Name, ModelSpec] = Field(min_length=1)
+    tasks: dict[Name, TaskSpec] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be unique, got {list(v)}")
+        return v

@@ -1,0 +1,154 @@
+"""The task contract: prepare tensors, build the head, compute the loss, evaluate into predictions + metrics.
+
+A task never knows a particular model: it reads ``model(batch)["pooled"]`` (and the towers for retrieval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from harness.models.base import XModel
+
+
+@dataclass
+class Examples:
+    """One split as tensors. Images are stored once (uint8) and indexed by ``image_index``."""
+
+    images: torch.Tensor | None  # (N_img, 3, S, S) uint8
+    image_index: torch.Tensor | None  # (N,) long
+    input_ids: torch.Tensor | None  # (N, T) long
+    attention_mask: torch.Tensor | None  # (N, T) long
+    targets: torch.Tensor | None  # task-specific, first dim N
+    ids: list[Any]  # example identifiers for predictions
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class EvalResult:
+    """What an eval pass produces: metrics (percent), per-example predictions, notes and arrays to save."""
+
+    metrics: dict[str, float]
+    predictions: list[dict[str, Any]]
+    notes: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskData:
+    """Train and eval splits plus task facts (class names, answer vocabulary, ...)."""
+
+    train: Examples
+    eval: Examples
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Batcher:
+    """Turns example indices into a model batch on a device, normalising images on the fly."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+        self.device = device
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+
+    def images(self, uint8: torch.Tensor) -> torch.Tensor:
+        x = uint8.to(self.device, non_blocking=True).float()
+        return (x - self.mean) / self.std  # (B, 3, S, S)
+
+    def __call__(self, ex: Examples, idx: torch.Tensor, with_targets: bool = True) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        if ex.images is not None:
+            rows = ex.image_index[idx] if ex.image_index is not None else idx
+            batch["image"] = self.images(ex.images[rows])
+            batch["image_row"] = rows.to(self.device)
+        if ex.input_ids is not None:
+            batch["input_ids"] = ex.input_ids[idx].to(self.device)
+            batch["attention_mask"] = ex.attention_mask[idx].to(self.device)
+        if with_targets and ex.targets is not None:
+            batch["targets"] = ex.targets[idx].to(self.device)
+        return batch
+
+
+class Task:
+    """Base class of the four task types.
+
+    Subclasses set ``type`` and ``main_metric`` and implement the methods below.
+    """
+
+    type: ClassVar[str] = ""
+    main_metric: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()  # modalities the task *requires* of a model
+
+    def __init__(self, name: str, spec: Any) -> None:
+        self.name = name
+        self.spec = spec
+
+    def build_head(self, model: XModel, data: TaskData) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, model: XModel, head: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prepare(self, source: Any, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+        """Load both splits through ``source`` and turn them into tensors."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: XModel, head: nn.Module, data: TaskData, batcher: Batcher, batch_size: int, autocast: Any
+    ) -> EvalResult:
+        """Score the eval split: metrics in percent plus per-example predictions."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, model: XModel, head: nn.Module, ex: Examples, batcher: Batcher, batch_size: int, autocast: Any):
+        """Head outputs for every eval example, in order: (N, C) float32 on CPU."""
+        out = []
+        for idx in self.iterate(len(ex), batch_size):
+            with autocast():
+                out.append(head(model(batcher(ex, idx, with_targets=False))["pooled"]).float().cpu())
+        return torch.cat(out)
+
+    @staticmethod
+    def iterate(n: int, batch_size: int):
+        for start in range(0, n, batch_size):
+            yield torch.arange(start, min(n, start + batch_size))
+
+
+def mlp_head(in_dim: int, out_dim: int, hidden: int | None = None) -> nn.Module:
+    """Linear -> GELU -> LayerNorm -> Linear (the BUTD/ALBEF-style VQA classifier)."""
+    hidden = hidden or 2 * in_dim
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.LayerNorm(hidden), nn.Linear(hidden, out_dim))
+
+
+@dataclass
+class PrepareContext:
+    """What ``Task.prepare`` needs: image decoding settings and the suite's tokenizer."""
+
+    image_size: int
+    resize: str
+    interpolation: str
+    workers: int
+    tokenizer: Any | None
+    max_length: int
+    modalities: frozenset[str] = frozenset({"image", "text"})  # union over the task's models
+
+    def decode(self, paths) -> torch.Tensor | None:
+        if "image" not in self.modalities:
+            return None
+        from harness.data.images import decode_images
+
+        return decode_images(paths, self.image_size, self.resize, self.interpolation, self.workers)
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.tokenizer is None or "text" not in self.modalities:
+            return None, None
+        from harness.data.text import tokenize
+
+        return tokenize(self.tokenizer, texts, self.max_length)

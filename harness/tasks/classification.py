@@ -1,0 +1,106 @@
+"""Single-label classification (image folders) and multi-label classification (COCO instances)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.errors import UserError
+from harness.models.base import XModel
+from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
+
+
+def _prompt_tokens(ctx: PrepareContext, prompt: str, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    ids, mask = ctx.tokenize([prompt])
+    if ids is None:
+        return None, None
+    return ids.expand(n, -1).contiguous(), mask.expand(n, -1).contiguous()
+
+
+class _ImageLabelTask(Task):
+    """Shared by single- and multi-label classification: image examples, a linear head, the prompt as text."""
+
+    needs = frozenset({"image"})
+
+    def _targets(self, rec) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _label_space(self, rec) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+        recs, parts = [], []
+        for split in splits:
+            rec = source.load(self.type, split)
+            ids, mask = _prompt_tokens(ctx, self.spec.prompt, len(rec.paths))
+            recs.append(rec)
+            parts.append(Examples(ctx.decode(rec.paths), None, ids, mask, self._targets(rec), rec.ids))
+        train_space, eval_space = self._label_space(recs[0]), self._label_space(recs[1])
+        if train_space != eval_space:
+            raise UserError(f"tasks.{self.name}: eval split labels {eval_space} differ from train {train_space}")
+        return TaskData(parts[0], parts[1], train_space)
+
+    def build_head(self, model: XModel, data: TaskData) -> nn.Module:
+        return nn.Linear(model.feature_dim, len(data.info["classes"]))
+
+
+class ClassificationTask(_ImageLabelTask):
+    """Linear head + cross-entropy; top-1/top-5 accuracy. Models that read text get ``prompt`` as their text."""
+
+    type = "classification"
+    main_metric = "top1"
+
+    def _targets(self, rec) -> torch.Tensor:
+        return torch.tensor(rec.labels, dtype=torch.long)
+
+    def _label_space(self, rec) -> dict[str, Any]:
+        return {"classes": rec.classes}
+
+    def loss(self, model: XModel, head: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(head(model(batch)["pooled"]).float(), batch["targets"])
+
+    @torch.no_grad()
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+        from harness.metrics import topk_accuracy
+
+        ex = data.eval
+        scores = self.predict(model, head, ex, batcher, batch_size, autocast)  # (N, C)
+        metrics = topk_accuracy(scores, ex.targets, topk=(1, 5))
+        probs = scores.softmax(-1)
+        classes = data.info["classes"]
+        preds: list[dict[str, Any]] = [
+            {"id": i, "target": classes[int(t)], "prediction": classes[int(p)], "confidence": round(float(c), 6)}
+            for i, t, p, c in zip(ex.ids, ex.targets, probs.argmax(-1), probs.max(-1).values)
+        ]
+        return EvalResult(metrics, preds, {"classes": classes})
+
+
+class MultilabelTask(_ImageLabelTask):
+    """Linear head + BCE; macro mAP over classes with positives (see docs/metrics.md)."""
+
+    type = "multilabel"
+    main_metric = "mAP"
+
+    def _targets(self, rec) -> torch.Tensor:
+        return torch.from_numpy(rec.targets.astype(np.float32))
+
+    def _label_space(self, rec) -> dict[str, Any]:
+        return {"classes": rec.category_names, "category_ids": rec.category_ids}
+
+    def loss(self, model: XModel, head: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(head(model(batch)["pooled"]).float(), batch["targets"])
+
+    @torch.no_grad()
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+        from harness.metrics import average_precision
+
+        ex = data.eval
+        scores = self.predict(model, head, ex, batcher, batch_size, autocast).sigmoid().numpy()
+        ap = average_precision(scores, ex.targets.numpy())
+        preds = [{"id": i, "scores": [round(float(s), 6) for s in row]} for i, row in zip(ex.ids, scores)]
+        notes = {"classes_without_positives": ap["num_classes_excluded"], "excluded_classes": ap["excluded_classes"]}
+        return EvalResult({"mAP": ap["mAP"]}, preds, notes)

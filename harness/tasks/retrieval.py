@@ -1,0 +1,178 @@
+"""Image-text retrieval: ITC for every two-tower model, ITM re-ranking for fusion models (ALBEF style).
+
+Training: in-batch contrastive loss (ITC) on projected, L2-normalised tower outputs with a learnable (or fixed)
+temperature; captions of the same image are all positives. Fusion models add an image-text matching (ITM) loss with
+one hard negative image per text and one hard negative text per image, sampled by ITC similarity.
+
+Evaluation: the ITC similarity ranks every text for every image; fusion models then re-score the top ``k_test``
+candidates with the ITM head (candidates outside the top-k keep -100, as in ALBEF). ``k_test`` at least the number of
+candidates makes the re-ranking exhaustive. Recall follows ALBEF/LAVIS ``itm_eval`` (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.models.base import Encoded, XModel
+from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
+
+NOT_CANDIDATE = -100.0
+MAX_SAVED_SCORES = 20_000_000  # save score matrices up to this many entries (80 MB as float32)
+
+
+class RetrievalHead(nn.Module):
+    """Projections to the joint embedding space, the temperature, and the ITM head for fusion models."""
+
+    def __init__(self, model: XModel, embed_dim: int, temperature: float, learn_temperature: bool) -> None:
+        super().__init__()
+        self.vision_proj = nn.Linear(model.image_dim, embed_dim)
+        self.text_proj = nn.Linear(model.text_dim, embed_dim)
+        self.temp = nn.Parameter(torch.tensor(float(temperature)), requires_grad=learn_temperature)
+        self.itm = nn.Linear(model.feature_dim, 2) if model.can_fuse else None
+
+    def embed_image(self, enc: Encoded) -> torch.Tensor:
+        return F.normalize(self.vision_proj(enc.pooled).float(), dim=-1)
+
+    def embed_text(self, enc: Encoded) -> torch.Tensor:
+        return F.normalize(self.text_proj(enc.pooled).float(), dim=-1)
+
+    def temperature(self) -> torch.Tensor:
+        return self.temp.clamp(0.001, 0.5)
+
+
+def select(enc: Encoded, idx: torch.Tensor) -> Encoded:
+    """Rows ``idx`` of an encoding (tokens, pooled, mask, ids)."""
+    pick = lambda t: None if t is None else t[idx]  # noqa: E731
+    return Encoded(pick(enc.tokens), pick(enc.pooled), pick(enc.mask), pick(enc.ids))
+
+
+class RetrievalTask(Task):
+    type = "retrieval"
+    main_metric = "r_mean"
+    needs = frozenset({"image", "text"})
+
+    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+        parts = []
+        for split in splits:
+            rec = source.load(self.type, split)
+            ids, mask = ctx.tokenize(rec.texts)
+            index = torch.tensor(rec.txt2img, dtype=torch.long)
+            ex = Examples(ctx.decode(rec.paths), index, ids, mask, None, list(range(len(rec.texts))))
+            ex.extra.update(img2txt=rec.img2txt, txt2img=rec.txt2img, image_ids=rec.image_ids)
+            parts.append(ex)
+        return TaskData(
+            parts[0], parts[1], {"eval_images": len(parts[1].extra["img2txt"]), "eval_texts": len(parts[1])}
+        )
+
+    def build_head(self, model: XModel, data: TaskData) -> nn.Module:
+        s = self.spec
+        return RetrievalHead(model, s.embed_dim, s.temperature, s.learn_temperature)
+
+    def loss(self, model: XModel, head: RetrievalHead, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        img = model.encode_image(batch["image"])
+        txt = model.encode_text(batch["input_ids"], batch["attention_mask"])
+        zi, zt = head.embed_image(img), head.embed_text(txt)  # (B, E)
+        sim_i2t = zi @ zt.t() / head.temperature()  # (B, B)
+        rows = batch["image_row"]
+        positive = rows.unsqueeze(1) == rows.unsqueeze(0)  # (B, B) same image
+        targets = positive.float() / positive.sum(1, keepdim=True)
+        itc = (
+            -(F.log_softmax(sim_i2t, 1) * targets).sum(1).mean()
+            - (F.log_softmax(sim_i2t.t(), 1) * targets).sum(1).mean()
+        )
+        loss = itc / 2
+        if head.itm is not None:
+            loss = loss + self._itm_loss(model, head, img, txt, sim_i2t.detach(), positive)
+        return loss
+
+    @staticmethod
+    def _itm_loss(model, head, img: Encoded, txt: Encoded, sim_i2t: torch.Tensor, positive: torch.Tensor):
+        negatives = ~positive
+        usable = negatives.any(1)  # rows that have at least one negative in the batch
+        b = sim_i2t.shape[0]
+        if not bool(usable.any()):
+            return sim_i2t.new_zeros(())
+        w_i2t = F.softmax(sim_i2t, 1).masked_fill(positive, 0) + 1e-9 * negatives
+        w_t2i = F.softmax(sim_i2t.t(), 1).masked_fill(positive, 0) + 1e-9 * negatives
+        rows = usable.nonzero().squeeze(1)
+        neg_txt = torch.multinomial(w_i2t[rows], 1).squeeze(1)  # hard negative text for each image
+        neg_img = torch.multinomial(w_t2i[rows], 1).squeeze(1)  # hard negative image for each text
+        pos = model.fuse(img, txt)  # (B, D)
+        neg_a = model.fuse(select(img, neg_img), select(txt, rows))
+        neg_b = model.fuse(select(img, rows), select(txt, neg_txt))
+        logits = head.itm(torch.cat([pos, neg_a, neg_b])).float()
+        labels = torch.cat([logits.new_ones(b), logits.new_zeros(2 * len(rows))]).long()
+        return F.cross_entropy(logits, labels)
+
+    @torch.no_grad()
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+        from harness.metrics import retrieval_recall
+
+        ex = data.eval
+        img_enc, txt_enc, zi, zt = [], [], [], []
+        for idx in self.iterate(ex.images.shape[0], batch_size):
+            with autocast():
+                enc = model.encode_image(batcher.images(ex.images[idx]))
+                zi.append(head.embed_image(enc))
+            img_enc.append(enc)
+        for idx in self.iterate(len(ex), batch_size):
+            b = batcher(ex, idx, with_targets=False)
+            with autocast():
+                enc = model.encode_text(b["input_ids"], b["attention_mask"])
+                zt.append(head.embed_text(enc))
+            txt_enc.append(enc)
+        sim = torch.cat(zi) @ torch.cat(zt).t()  # (Ni, Nt) cosine similarity
+        if head.itm is not None:
+            images, texts = _cat(img_enc), _cat(txt_enc)
+            i2t = self._rerank(model, head, images, texts, sim, batch_size, autocast)
+            t2i = self._rerank(model, head, texts, images, sim.t(), batch_size, autocast, swap=True)
+        else:
+            i2t, t2i = sim, sim.t()
+        i2t_np, t2i_np = i2t.float().cpu().numpy(), t2i.float().cpu().numpy()
+        metrics = retrieval_recall(i2t_np, ex.extra["img2txt"], ex.extra["txt2img"], t2i_np)
+        top = i2t.topk(min(5, i2t.shape[1]), dim=1).indices.cpu().tolist()
+        preds = [
+            {"image_id": iid, "top5_texts": t, "hit_at_5": bool(set(t) & set(gt))}
+            for iid, t, gt in zip(ex.extra["image_ids"], top, ex.extra["img2txt"])
+        ]
+        arrays = {"scores_i2t": i2t_np, "scores_t2i": t2i_np} if i2t_np.size <= MAX_SAVED_SCORES else {}
+        notes = {"k_test": self.spec.k_test if head.itm is not None else None, "scoring": "itm" if head.itm else "itc"}
+        return EvalResult(metrics, preds, notes, arrays)
+
+    def _rerank(
+        self,
+        model,
+        head,
+        queries: Encoded,
+        cands: Encoded,
+        sim: torch.Tensor,
+        batch_size: int,
+        autocast,
+        swap: bool = False,
+    ) -> torch.Tensor:
+        """Replace the top-k ITC candidates of each query by their ITM match logit; others get -100."""
+        k = min(self.spec.k_test, sim.shape[1])
+        top = sim.topk(k, dim=1).indices  # (Nq, k)
+        scores = torch.full_like(sim, NOT_CANDIDATE)
+        q_idx = torch.arange(sim.shape[0], device=sim.device).unsqueeze(1).expand(-1, k).reshape(-1)
+        c_idx = top.reshape(-1)
+        out = []
+        for start in range(0, q_idx.numel(), batch_size):
+            q, c = q_idx[start : start + batch_size], c_idx[start : start + batch_size]
+            img, txt = (select(cands, c), select(queries, q)) if swap else (select(queries, q), select(cands, c))
+            with autocast():
+                out.append(head.itm(model.fuse(img, txt)).float()[:, 1])
+        scores[q_idx, c_idx] = torch.cat(out).to(scores.dtype)
+        return scores
+
+
+def _cat(parts: list[Encoded]) -> Encoded:
+    join = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
+    return Encoded(
+        join([p.tokens for p in parts]),
+        join([p.pooled for p in parts]),
+        join([p.mask for p in parts]),
+        join([p.ids for p in parts]),
+    )

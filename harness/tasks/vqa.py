@@ -1,0 +1,70 @@
+"""VQA v2: MLP over the answer vocabulary, BCE on soft targets, official VQA accuracy.
+
+Unimodal models are allowed as the standard "blind" baselines (image-only ignores the question, text-only never sees
+the image; Antol et al. 2015, Goyal et al. 2017). Splits without annotations (test-dev) produce the official results
+file ``[{"question_id", "answer"}]`` instead of scores.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.data.vqa import build_answer_vocab, soft_targets, vocab_fingerprint
+from harness.models.base import XModel
+from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData, mlp_head
+
+ANSWER_TYPE_METRIC = {"yes/no": "vqa_yesno", "number": "vqa_number", "other": "vqa_other"}
+
+
+class VqaTask(Task):
+    type = "vqa"
+    main_metric = "vqa_accuracy"
+    needs = frozenset()
+
+    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+        train_rec = source.load(self.type, splits[0])
+        eval_rec = source.load(self.type, splits[1])
+        vocab = build_answer_vocab(train_rec, self.spec.answer_min_count, self.spec.answer_top_k)
+        train = self._examples(train_rec, ctx, torch.from_numpy(soft_targets(train_rec.answers, vocab)))
+        ev = self._examples(eval_rec, ctx, None)
+        ev.extra.update(
+            answers=eval_rec.answers, answer_types=eval_rec.answer_types, question_types=eval_rec.question_types
+        )
+        info = {"answers": vocab, "answer_vocab_fingerprint": vocab_fingerprint(vocab)}
+        return TaskData(train, ev, info)
+
+    @staticmethod
+    def _examples(rec, ctx: PrepareContext, targets: torch.Tensor | None) -> Examples:
+        ids, mask = ctx.tokenize(rec.questions)
+        index = torch.tensor(rec.image_index, dtype=torch.long)
+        return Examples(ctx.decode(rec.paths), index, ids, mask, targets, list(rec.question_ids))
+
+    def build_head(self, model: XModel, data: TaskData) -> nn.Module:
+        return mlp_head(model.feature_dim, len(data.info["answers"]))
+
+    def loss(self, model: XModel, head: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = head(model(batch)["pooled"]).float()  # (B, A)
+        targets = batch["targets"]
+        # BUTD/ALBEF convention: mean BCE over answers, scaled by the vocabulary size.
+        return F.binary_cross_entropy_with_logits(logits, targets) * targets.shape[1]
+
+    @torch.no_grad()
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+        from harness.metrics import vqa_accuracy, vqa_question_scores
+
+        ex, vocab = data.eval, data.info["answers"]
+        picks = self.predict(model, head, ex, batcher, batch_size, autocast).argmax(-1)
+        answers = [vocab[i] for i in picks.tolist()]
+        preds = [{"question_id": q, "answer": a} for q, a in zip(ex.ids, answers)]
+        if ex.extra.get("answers") is None:
+            return EvalResult({}, preds, {"submission": True, "note": "split has no annotations; results file written"})
+        acc = vqa_accuracy(answers, ex.extra["answers"], ex.extra["answer_types"], ex.extra["question_types"])
+        per_q = vqa_question_scores(answers, ex.extra["answers"])
+        for p, s in zip(preds, per_q):
+            p["accuracy"] = round(float(s) * 100, 4)
+        metrics = {"vqa_accuracy": acc["overall"]}
+        for atype, value in acc["perAnswerType"].items():
+            metrics[ANSWER_TYPE_METRIC.get(atype, f"vqa_{atype}")] = value
+        return EvalResult(metrics, preds, {"perQuestionType": acc["perQuestionType"]})

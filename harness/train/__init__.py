@@ -1,0 +1,1 @@
+"""Training: precision (AMP), optimiser groups and schedules, the loop, and measurement."""

@@ -1,0 +1,52 @@
+"""Device resolution and mixed precision from one factory (timm style).
+
+- fp32: no autocast.
+- bf16: ``torch.autocast(device_type, dtype=torch.bfloat16)`` on CPU or CUDA; no GradScaler.
+- fp16: CUDA only, ``torch.autocast("cuda", dtype=torch.float16)`` with a ``GradScaler``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from functools import partial
+
+import torch
+
+from harness.errors import UserError
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; an unavailable device is a UserError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"hardware.device: {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("hardware.device: 'mps' requested but MPS is not available here; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def check_precision(device: torch.device, precision: str) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError(
+            f"hardware.precision: fp16 needs a CUDA device (GradScaler), but the device is {device.type}; "
+            "use bf16 or fp32 there"
+        )
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], ContextManager]:
+    """A zero-argument factory of autocast contexts for the suite's precision."""
+    check_precision(device, precision)
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """A GradScaler for fp16 on CUDA; None otherwise (bf16 and fp32 need none)."""
+    if precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
