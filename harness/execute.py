@@ -91,6 +91,7 @@ def execute_run(
         )
         raise
     record = {**base, "status": "ok", **record, "env": ctx.env}
+    record["timings"]["wall_seconds"] = round(time.perf_counter() - started, 3)
     writer.finish(record)
     return record
 

@@ -17,7 +17,7 @@ TINY_SUITE = {
     "seeds": [0, 1],
     "baseline": "vit",
     "hardware": {"device": "cpu", "precision": "fp32", "threads": 2},
-    "train": {"steps": 3, "batch_size": 16, "lr": 1e-3, "warmup_ratio": 0.3},
+    "train": {"steps": 3, "batch_size": 16, "lr": 1e-3, "warmup_ratio": 0.3, "allow_overrides": ["lr"]},
     "image": {"size": 16},
     "text": {"tokenizer": "wordpiece", "vocab_size": 120, "max_length": 16},
     "synthetic": {"images": 40, "seed": 0, "size": 32},
@@ -28,7 +28,7 @@ TINY_SUITE = {
     },
     "models": {
         "vit": {"type": "timm", "image_encoder": TINY_VIT},
-        "bert": {"type": "bert", "text_encoder": TINY_BERT},
+        "bert": {"type": "bert", "text_encoder": TINY_BERT, "train": {"lr": 2e-3}},
         "xbert": {"type": "xbert", "fusion": "cross_attention", "image_encoder": TINY_VIT, "text_encoder": TINY_BERT},
     },
     "tasks": {

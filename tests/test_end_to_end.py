@@ -67,6 +67,8 @@ def test_run_folders(tiny_run: Path) -> None:
         assert metrics["status"] == "ok"
         assert metrics["timings"]["train_samples_per_s"] > 0
         assert metrics["timings"]["steps"] == 3
+        assert metrics["timings"]["wall_seconds"] >= metrics["timings"]["train_seconds"] > 0
+        assert spec["train"]["lr"] == (2e-3 if spec["model"] == "bert" else 1e-3)
         assert metrics["model_facts"]["params"] >= metrics["model_facts"]["trainable_params"] > 0
         assert metrics["model_facts"]["forward_flops_per_sample"] > 0
         assert metrics["env"]["torch"] == torch.__version__
@@ -88,6 +90,8 @@ def test_report_markdown(tiny_run: Path) -> None:
     assert sum("★" in r for r in rows[1:]) >= 1
     # mean ± std over two seeds
     assert re.search(r"\d+\.\d\d ± \d+\.\d\d", vqa_section)
+    # the per-model override is declared in the suite and shown in the report
+    assert "| bert | lr | 0.001 | 0.002 |" in md
 
 
 def test_report_html_is_self_contained(tiny_run: Path) -> None:
@@ -138,3 +142,25 @@ def test_nan_loss_fails_one_run_and_keeps_others(tiny_suite, tmp_path: Path, mon
     assert len(list((out / "runs").rglob("error.json"))) == 1
     assert len(list((out / "runs").rglob("metrics.json"))) == 1
     assert "## Failed runs" in (out / "report.md").read_text()
+
+
+def test_bf16_autocast_on_cpu(tiny_suite, tmp_path: Path) -> None:
+    path = tiny_suite(
+        seeds=[0],
+        hardware={"device": "cpu", "precision": "bf16"},
+        train={"steps": 2, "batch_size": 8, "allow_overrides": ["lr"]},
+        tasks={"cls": {"type": "classification", "dataset": "shapes-cls", "models": ["xbert"]}},
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    spec = json.loads(next((out / "runs").rglob("spec.json")).read_text())
+    assert spec["hardware"]["precision"] == "bf16" and spec["device"] == "cpu"
+
+
+def test_fp16_needs_cuda(tiny_suite, tmp_path: Path, capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = tiny_suite(hardware={"device": "cpu", "precision": "fp16"})
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "hardware.precision: fp16 needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()

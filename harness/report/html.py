@@ -14,7 +14,7 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem a
 padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .6rem;
-text-align:right}th{background:#f4f4f4}td:first-child,th:first-child,td:nth-child(2){text-align:left}
+text-align:right}th{background:#f4f4f4}td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
 td.best{font-weight:700;background:#eef7ee}.legend{color:#555;font-size:.85rem}.fail{color:#b00020}
 .settings td{text-align:left}img{max-width:100%}code{background:#f4f4f4;padding:0 .2rem}
 """
