@@ -11,7 +11,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class SharedContext:
     tasks: dict[str, Task]
     data: dict[str, TaskData]
     env: dict[str, Any]
+    skipped: dict[str, dict] = field(default_factory=dict)  # task -> bad samples skipped in its dataset
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -143,8 +144,11 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
     writer.predictions(result.predictions)
     for name, arr in result.arrays.items():
         writer.array(name, arr)
-    if spec.task_type == "vqa":
-        writer.extra_json("answer_vocab.json", data.info["answers"])
+    for name, obj in result.files.items():
+        writer.extra_json(name, obj)
+    skipped = ctx.skipped.get(spec.task) or {"count": 0}
+    if skipped["count"]:
+        writer.extra_json("skipped.json", skipped)
     return {
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "notes": result.notes,
@@ -160,6 +164,7 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
             **measure.peak_memory_mb(device),
         },
         "model_facts": {"params": total, "trainable_params": trainable, "forward_flops_per_sample": flops},
+        "skipped": {**skipped, "samples": skipped.get("samples", [])[:100]},
         "data": {
             "train_examples": len(data.train),
             "eval_examples": len(data.eval),

@@ -70,6 +70,8 @@ def prepare(suite: Suite, suite_path: Path, data_root: Path, console) -> tuple[A
 
     data, fingerprints = {}, {}
     for tname, t in suite.tasks.items():
+        src = sources[t.dataset]
+        fingerprints[tname] = src.fingerprint(t.type, splits[tname])
         modalities = frozenset().union(*(models[m].family.modalities for m in t.models))
         pctx = PrepareContext(
             suite.image.size,
@@ -79,31 +81,29 @@ def prepare(suite: Suite, suite_path: Path, data_root: Path, console) -> tuple[A
             tokenizer,
             suite.text.max_length,
             modalities,
+            issues=src.issues,
+            tokenizer_fingerprint=tok_fp,
+            truncation=suite.text.truncation,
         )
         start = time.perf_counter()
-        data[tname] = tasks[tname].prepare(
-            _CachedSource(sources[t.dataset], records[tname], splits[tname]), splits[tname], pctx
-        )
-        src = sources[t.dataset]
-        fingerprints[tname] = src.fingerprint(records[tname][0]) + ":" + src.fingerprint(records[tname][1])
+        data[tname] = tasks[tname].prepare(src, splits[tname], pctx)
         console.log(
             f"task {tname}: {len(data[tname].train)} train / {len(data[tname].eval)} eval examples "
             f"({time.perf_counter() - start:.1f}s)"
         )
     extra = {tname: {k: v for k, v in d.info.items() if k.endswith("fingerprint")} for tname, d in data.items()}
     runs = plan_runs(suite, models, device.type, fingerprints, splits, tok_fp, extra)
-    ctx = SharedContext(device, suite.image, suite.text.max_length, tokenizer, models, tasks, data, environment(device))
+    skipped = {tname: sources[t.dataset].issues.summary() for tname, t in suite.tasks.items()}
+    for name, src in sources.items():
+        if src.issues.skipped:
+            console.log(
+                f"[yellow]dataset {name}: skipped {len(src.issues.skipped)} bad sample(s)[/yellow] "
+                f"(on_bad_sample: skip; listed in the report)"
+            )
+    ctx = SharedContext(
+        device, suite.image, suite.text.max_length, tokenizer, models, tasks, data, environment(device), skipped
+    )
     return ctx, runs, {"tokenizer": tokenizer}
-
-
-class _CachedSource:
-    """A DataSource whose two splits were already loaded (for the tokenizer corpus)."""
-
-    def __init__(self, source, records: list, splits: tuple[str, str]) -> None:
-        self._source, self._by_split = source, dict(zip(splits, records))
-
-    def load(self, task_type: str, split: str):
-        return self._by_split[split] if split in self._by_split else self._source.load(task_type, split)
 
 
 def _texts(task, records) -> list[str]:

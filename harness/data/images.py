@@ -1,22 +1,29 @@
-"""Image files -> a decoded, resized uint8 tensor, once per (image list, size, resize policy).
+"""Image files: safe paths from annotation files, and decoding one image to a resized uint8 array.
 
-Decoding runs in a thread pool (PIL releases the GIL while decoding and resizing). The decoded array is kept in an
-in-process cache so every run of a suite that uses the same images at the same resolution decodes them once.
-Normalisation happens per batch, on the cached tensors.
+Whole image lists are decoded once into a memory-mapped on-disk cache by :mod:`harness.data.image_cache` (shared by
+later runs and other processes); normalisation and augmentation happen per batch, on the cached tensors.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.errors import UserError
 
-_CACHE: dict[str, object] = {}
+if TYPE_CHECKING:
+    import torch
+
+
+class BadImage(UserError):
+    """An image file that is missing or cannot be decoded; ``detail`` is the reason without the path."""
+
+    def __init__(self, path: Path, detail: str, hint: str) -> None:
+        super().__init__(f"{path}: {detail}; {hint}")
+        self.path, self.detail = path, detail
 
 
 def safe_join(root: Path, name: str, where: str) -> Path:
@@ -49,47 +56,34 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
                 im = im.resize((size, size), resample)
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError as exc:
-        raise UserError(f"{path}: image file is missing; check the dataset path and its images folder") from exc
+        raise BadImage(path, "image file is missing", "check the dataset path and its images folder") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot decode image ({exc}); replace the file or set on_bad_sample: skip") from exc
+        raise BadImage(path, f"cannot decode image ({exc})", "replace the file or set on_bad_sample: skip") from exc
     return arr.transpose(2, 0, 1)  # (3, H, W)
 
 
 def decode_images(
     paths: Sequence[Path], size: int, resize: str = "squash", interpolation: str = "bicubic", workers: int = 0
-):
-    """Decode ``paths`` into a (N, 3, size, size) uint8 torch tensor, cached in-process."""
-    import torch
+) -> torch.Tensor:
+    """Decode ``paths`` into a (N, 3, size, size) uint8 tensor through the on-disk cache (bad files raise).
 
-    key = _cache_key(paths, size, resize, interpolation)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    Kept for existing callers; new code calls :func:`harness.data.image_cache.load_images` directly.
+    """
+    from harness.data.image_cache import files_fingerprint, load_images
 
-    def work(i: int) -> None:
-        out[i] = load_image(paths[i], size, resize, interpolation)
-
-    threads = max(1, workers)
-    if threads == 1 or len(paths) < 64:
-        for i in range(len(paths)):
-            work(i)
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(work, range(len(paths))))
-    tensor = torch.from_numpy(out)
-    _CACHE[key] = tensor
-    return tensor
-
-
-def _cache_key(paths: Sequence[Path], size: int, resize: str, interpolation: str) -> str:
-    h = hashlib.sha256(f"{size}|{resize}|{interpolation}".encode())
-    for p in paths:
-        h.update(str(p).encode())
-        h.update(b"\0")
-    return h.hexdigest()
+    images, _ = load_images(
+        paths,
+        size=size,
+        resize=resize,
+        interpolation=interpolation,
+        workers=workers,
+        fingerprint=files_fingerprint(paths),
+    )
+    return images
 
 
 def clear_cache() -> None:
-    """Drop decoded images held in memory."""
-    _CACHE.clear()
+    """Forget decoded images held in this process (the files in the on-disk cache stay)."""
+    from harness.data.image_cache import clear_memo
+
+    clear_memo()

@@ -13,6 +13,10 @@ import numpy as np
 from harness.errors import UserError
 
 
+def _keep(bad: set[int], n: int) -> list[int]:
+    return [i for i in range(n) if i not in bad]
+
+
 @dataclass
 class ClassificationSplit:
     """Single-label images."""
@@ -21,6 +25,12 @@ class ClassificationSplit:
     labels: list[int]
     classes: list[str]
     ids: list[str]
+
+    def without_images(self, bad: set[int]) -> tuple[ClassificationSplit, list[int]]:
+        """Drop images (by row); returns the new split and, for each kept image, its original row."""
+        rows = _keep(bad, len(self.paths))
+        pick = lambda xs: [xs[i] for i in rows]  # noqa: E731
+        return ClassificationSplit(pick(self.paths), pick(self.labels), self.classes, pick(self.ids)), rows
 
 
 @dataclass
@@ -33,6 +43,17 @@ class MultilabelSplit:
     category_names: list[str]
     ids: list[int]
 
+    def without_images(self, bad: set[int]) -> tuple[MultilabelSplit, list[int]]:
+        rows = _keep(bad, len(self.paths))
+        split = MultilabelSplit(
+            [self.paths[i] for i in rows],
+            self.targets[rows],
+            self.category_ids,
+            self.category_names,
+            [self.ids[i] for i in rows],
+        )
+        return split, rows
+
 
 @dataclass
 class RetrievalSplit:
@@ -43,6 +64,20 @@ class RetrievalSplit:
     texts: list[str]
     txt2img: list[int]
     img2txt: list[list[int]]
+
+    def without_images(self, bad: set[int]) -> tuple[RetrievalSplit, list[int]]:
+        """Drop images and their captions; texts are renumbered consecutively in their original order."""
+        rows = _keep(bad, len(self.paths))
+        new_row = {old: new for new, old in enumerate(rows)}
+        out = RetrievalSplit(
+            [self.paths[i] for i in rows], [self.image_ids[i] for i in rows], [], [], [[] for _ in rows]
+        )
+        for text, img in zip(self.texts, self.txt2img):
+            if img in new_row:
+                out.img2txt[new_row[img]].append(len(out.texts))
+                out.txt2img.append(new_row[img])
+                out.texts.append(text)
+        return out, rows
 
 
 @dataclass
@@ -59,6 +94,28 @@ class VqaSplit:
     question_types: list[str] | None
     mc_answers: list[str] | None = None
     extra: dict = field(default_factory=dict)
+
+    def without_images(self, bad: set[int]) -> tuple[VqaSplit, list[int]]:
+        """Drop images and every question about them."""
+        rows = _keep(bad, len(self.paths))
+        if not bad:
+            return self, rows
+        new_row = {old: new for new, old in enumerate(rows)}
+        keep = [q for q, img in enumerate(self.image_index) if img in new_row]
+        pick = lambda xs: None if xs is None else [xs[q] for q in keep]  # noqa: E731
+        split = VqaSplit(
+            [self.paths[i] for i in rows],
+            [self.image_ids[i] for i in rows],
+            pick(self.question_ids),
+            [new_row[self.image_index[q]] for q in keep],
+            pick(self.questions),
+            pick(self.answers),
+            pick(self.answer_types),
+            pick(self.question_types),
+            pick(self.mc_answers),
+            self.extra,
+        )
+        return split, rows
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -8,10 +8,11 @@ else ``$XMBENCH_DATA``, else the current directory. Switching synthetic -> real 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.data import coco, imagefolder, vqa
+from harness.data.issues import SampleIssues
 from harness.data.records import file_digest
 from harness.errors import UserError
 from harness.suite.schema import SYNTHETIC, SyntheticSpec
@@ -24,6 +25,9 @@ DEFAULT_SPLITS: dict[str, dict[str, tuple[str, str]]] = {
     "imagefolder": {"classification": ("train", "test")},
 }
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
+KARPATHY_FILE = {"coco": "dataset_coco.json", "flickr30k": "dataset_flickr30k.json"}
+LAVIS_FILE = {"coco": "coco_karpathy_{split}.json", "flickr30k": "flickr30k_{split}.json"}
+SYNTHETIC_SUBDIR = {"imagefolder": "imagefolder", "flickr30k": "flickr30k"}
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path:
@@ -39,7 +43,7 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
         from harness.data.synthetic import ensure_synthetic
 
         root = ensure_synthetic(images=synthetic.images, seed=synthetic.seed, size=synthetic.size)
-        return root / "imagefolder" if spec.kind == "imagefolder" else root
+        return root / SYNTHETIC_SUBDIR.get(spec.kind, "")
     path = Path(spec.path).expanduser()
     if not path.is_absolute():
         path = data_root / path
@@ -48,28 +52,47 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
             f"datasets.{name}.path: {spec.path!r} does not exist (resolved to {path}); fix the path, pass --data-root, "
             f"or set XMBENCH_DATA (see docs/datasets.md for where to get {spec.kind} and its layout)"
         )
+    if not path.is_dir():
+        raise UserError(f"datasets.{name}.path: {str(path)!r} is a file; give the dataset's root folder")
     return path
 
 
-@dataclass
 class DataSource:
-    """An opened dataset: kind, root, images root, and loaders per task type."""
+    """An opened dataset: kind, root, loaders per task type, bad-sample accounting and a fingerprint.
 
-    name: str
-    spec: object
-    root: Path
+    Loaded splits are memoised, so the tokenizer corpus and the task preparation read each file once.
+    """
+
+    def __init__(self, name: str, spec: Any, root: Path) -> None:
+        self.name, self.spec, self.root = name, spec, root
+        self.issues = SampleIssues(name, spec.on_bad_sample)
+        self.files: set[Path] = set()  # annotation files read by the load in progress
+        self._loaded: dict[tuple[str, str], tuple[Any, set[Path]]] = {}
 
     @property
     def kind(self) -> str:
         return self.spec.kind
 
-    @property
-    def images_root(self) -> Path:
+    def _images_setting(self) -> Path | None:
         images = getattr(self.spec, "images", None)
         if not images:
-            return self.root
+            return None
         path = Path(images).expanduser()
         return path if path.is_absolute() else self.root / path
+
+    def images_root(self, marker: str) -> Path:
+        """The folder that holds ``marker`` (e.g. ``val2014`` or ``flickr30k-images``): the dataset's ``images``,
+        else ROOT, else ROOT/images."""
+        setting = self._images_setting()
+        candidates = [setting] if setting is not None else [self.root, self.root / "images"]
+        for c in candidates:
+            if (c / marker).is_dir():
+                return c
+        looked = ", ".join(str(c / marker) for c in candidates)
+        raise UserError(
+            f"datasets.{self.name}: image folder {marker}/ not found (looked for {looked}); set the dataset's "
+            f"'images' to the folder that contains {marker}/ (see docs/datasets.md)"
+        )
 
     def splits(self, task_type: str, train: str | None, eval_: str | None) -> tuple[str, str]:
         default = DEFAULT_SPLITS[self.kind][task_type]
@@ -78,41 +101,101 @@ class DataSource:
 
     def load(self, task_type: str, split: str):
         """Records for one split of one task type (see :mod:`harness.data.records`)."""
-        kind = self.kind
+        key = (task_type, split)
+        if key not in self._loaded:
+            self.files = set()
+            self._loaded[key] = (self._load(task_type, split), self.files)
+        return self._loaded[key][0]
+
+    def _find(self, names: list[str], what: str) -> Path:
+        path = coco.find_file(self.root, names, f"datasets.{self.name}: {what}")
+        self.files.add(path)
+        return path
+
+    def _load(self, task_type: str, split: str):
+        kind, issues = self.kind, self.issues
         if kind == "imagefolder":
             return imagefolder.load_imagefolder(self.root, split, self.spec.split_ratios, self.spec.split_seed)
         if kind == "vqa2":
-            return vqa.load_vqa(self.root, self.images_root, split)
+            q, a = vqa.vqa_files(self.root, split)
+            self.files.update(p for p in (q, a) if p is not None)
+            images = vqa.find_images_root(self.root, self._images_setting(), split)
+            return vqa.load_vqa(self.root, images, split, issues)
         if kind == "coco" and task_type == "multilabel":
-            ann = coco.find_file(
-                self.root,
-                [f"annotations/instances_{split}.json", f"instances_{split}.json"],
-                f"datasets.{self.name}: COCO instances_{split}.json",
+            ann = self._find(
+                [f"annotations/instances_{split}.json", f"instances_{split}.json"], f"instances_{split}.json"
             )
-            return coco.load_instances(ann, self.images_root, split)
+            return coco.load_instances(ann, self.images_root(split), split, issues)
         if split in KARPATHY_SPLITS:
-            fname = "dataset_coco.json" if kind == "coco" else "dataset_flickr30k.json"
-            path = coco.find_file(self.root, [fname, f"annotations/{fname}"], f"datasets.{self.name}: {fname}")
-            wanted = {split, "restval"} if split == "train" and self.spec.fold_restval else {split}
-            default_dir = "" if kind == "coco" else "flickr30k-images"
-            return coco.load_karpathy(path, self.images_root, wanted, default_dir)
+            return self._load_retrieval_split(split)
         if kind == "coco":
-            ann = coco.find_file(
-                self.root,
-                [f"annotations/captions_{split}.json", f"captions_{split}.json"],
-                f"datasets.{self.name}: COCO captions_{split}.json",
-            )
-            return coco.load_captions(ann, self.images_root, split)
+            ann = self._find([f"annotations/captions_{split}.json", f"captions_{split}.json"], f"captions_{split}.json")
+            return coco.load_captions(ann, self.images_root(split), split, issues)
         raise UserError(f"datasets.{self.name}: split {split!r} is not one of {list(KARPATHY_SPLITS)}")
 
-    def fingerprint(self, records) -> str:
-        """Hash of the annotation files this dataset reads plus the image list of the loaded records."""
-        files = sorted(p for p in self.root.glob("*.json")) + sorted(self.root.glob("annotations/*.json"))
-        names = [
-            str(p.relative_to(self.images_root)) if p.is_relative_to(self.images_root) else str(p)
-            for p in records.paths
-        ]
-        return file_digest(files, names)
+    def _load_retrieval_split(self, split: str):
+        """Karpathy split file if present, else the LAVIS/BLIP files (whose train split already includes restval)."""
+        kind = self.kind
+        karpathy = KARPATHY_FILE[kind]
+        lavis = LAVIS_FILE[kind].format(split=split)
+        candidates = [karpathy, f"annotations/{karpathy}"]
+        found = next((self.root / c for c in candidates if (self.root / c).is_file()), None)
+        if found is None and split != "restval":
+            lavis_path = next(
+                (self.root / c for c in (lavis, f"annotations/{lavis}") if (self.root / c).is_file()), None
+            )
+            if lavis_path is not None:
+                self.files.add(lavis_path)
+                marker = "flickr30k-images" if kind == "flickr30k" else ("val2014" if split != "train" else "train2014")
+                return coco.load_lavis(lavis_path, self.images_root(marker), self.issues)
+        if found is None:
+            tried = ", ".join(str(self.root / c) for c in [*candidates, lavis, f"annotations/{lavis}"])
+            raise UserError(
+                f"datasets.{self.name}: retrieval split {split!r} needs {karpathy} (Karpathy) or {lavis} (LAVIS); "
+                f"looked for {tried}. See docs/datasets.md"
+            )
+        self.files.add(found)
+        wanted = {split, "restval"} if split == "train" and self.spec.fold_restval else {split}
+        if kind == "flickr30k":
+            return coco.load_karpathy(
+                found,
+                self.images_root("flickr30k-images"),
+                wanted,
+                self.issues,
+                locate=lambda e: f"flickr30k-images/{e['filename']}",
+            )
+        if getattr(self.spec, "year", 2014) == 2017:
+            root = self.images_root("val2017")
+            return coco.load_karpathy(found, root, wanted, self.issues, locate=_coco2017_locator(root))
+        return coco.load_karpathy(found, self.images_root("val2014"), wanted, self.issues)
+
+    def fingerprint(self, task_type: str, splits: tuple[str, ...]) -> str:
+        """Hash of the annotation files read for these splits plus their image lists (cheap: no image bytes)."""
+        files: set[Path] = set()
+        names: list[str] = []
+        for split in splits:
+            rec = self.load(task_type, split)
+            files |= self._loaded[(task_type, split)][1]
+            names += [_relative(p, self.root) for p in rec.paths]
+        return file_digest(sorted(files), names)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _coco2017_locator(root: Path):
+    """Karpathy entries name 2014 files; the same images live in train2017/ or val2017/ as {cocoid:012d}.jpg."""
+    in_val = {p.name for p in (root / "val2017").glob("*.jpg")}
+
+    def locate(entry: dict) -> str:
+        name = f"{int(entry['cocoid']):012d}.jpg"
+        return f"{'val2017' if name in in_val else 'train2017'}/{name}"
+
+    return locate
 
 
 def supported(kind: str, task_type: str) -> bool:

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 from harness.data.synthetic_text import KINDS, SceneObject, human_answers, make_captions, make_questions
 from harness.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: Flickr30k layout and LAVIS/BLIP retrieval files
 GENERATOR_NAME = "xmbench-shapes"
 MANIFEST_NAME = "xmbench_synthetic.json"
 
@@ -183,6 +183,54 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def _write_lavis(folder: Path, pattern: str, karpathy: list[dict[str, Any]], image_of, id_of) -> None:
+    """LAVIS/BLIP retrieval files: train = one entry per caption (train + restval); val/test = caption lists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = [
+        {"image": image_of(e), "caption": s["raw"], "image_id": id_of(e)}
+        for e in karpathy
+        if e["split"] in ("train", "restval")
+        for s in e["sentences"]
+    ]
+    _write_json(folder / pattern.format("train"), train)
+    for split in ("val", "test"):
+        rows = [
+            {"image": image_of(e), "caption": [s["raw"] for s in e["sentences"]]}
+            for e in karpathy
+            if e["split"] == split
+        ]
+        _write_json(folder / pattern.format(split), rows)
+
+
+def _write_flickr30k(root: Path, karpathy: list[dict[str, Any]]) -> None:
+    """The same images and captions in the Flickr30k layout: Karpathy ``dataset_flickr30k.json`` (no restval split,
+    no filepath) with ``flickr30k-images/``, plus LAVIS ``annotations/flickr30k_{split}.json``."""
+    flickr = root / "flickr30k"
+    (flickr / "flickr30k-images").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for e in karpathy:
+        name = f"{e['cocoid']}.jpg"
+        _link_or_copy(root / e["filepath"] / e["filename"], flickr / "flickr30k-images" / name)
+        split = "train" if e["split"] == "restval" else e["split"]
+        entries.append(
+            {
+                "sentids": e["sentids"],
+                "imgid": e["imgid"],
+                "sentences": e["sentences"],
+                "split": split,
+                "filename": name,
+            }
+        )
+    _write_json(flickr / "dataset_flickr30k.json", {"images": entries, "dataset": "flickr30k"})
+    _write_lavis(
+        flickr / "annotations",
+        "flickr30k_{}.json",
+        entries,
+        lambda e: f"flickr30k-images/{e['filename']}",
+        lambda e: e["filename"].split(".")[0],
+    )
+
+
 def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 64) -> dict[str, Any]:
     """Write the synthetic dataset under ``out`` (created if needed) and return its manifest.
 
@@ -301,6 +349,14 @@ def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 
             {**vqa_head, "data_type": "mscoco", "data_subtype": sub, "annotations": part["answers"]},
         )
     _write_json(root / "dataset_coco.json", {"images": karpathy, "dataset": "coco"})
+    _write_lavis(
+        root / "annotations",
+        "coco_karpathy_{}.json",
+        karpathy,
+        lambda e: f"{e['filepath']}/{e['filename']}",
+        lambda e: f"coco_{e['cocoid']}",
+    )
+    _write_flickr30k(root, karpathy)
 
     counts.update(
         {

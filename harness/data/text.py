@@ -71,10 +71,52 @@ def build_wordpiece(corpus: list[str], vocab_size: int, lowercase: bool, cache_d
     return final / "vocab.txt"
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int):
-    """Pad/truncate to ``max_length``: returns (input_ids, attention_mask) as (N, max_length) long tensors."""
+def tokenize(
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    truncation: bool = True,
+    fingerprint: str | None = None,
+    cache_dir: Path | None = None,
+):
+    """Pad/truncate to ``max_length``: returns (input_ids, attention_mask) as (N, max_length) long tensors.
+
+    With ``truncation=False`` a text longer than ``max_length`` tokens is an error. With a tokenizer ``fingerprint``
+    the result is cached on disk (``<cache>/tokens/<key>.npz``), keyed by the fingerprint, the settings and the texts.
+    """
+    import numpy as np
+    import torch
+
+    path = None
+    if fingerprint is not None:
+        h = hashlib.sha256(f"{fingerprint}|{max_length}|{truncation}|{len(texts)}".encode())
+        for t in texts:
+            h.update(t.encode())
+            h.update(b"\0")
+        path = (cache_dir or cache_root()) / "tokens" / f"{h.hexdigest()[:32]}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                return torch.from_numpy(z["ids"].astype(np.int64)), torch.from_numpy(z["mask"].astype(np.int64))
+    if not truncation:
+        lengths = [len(x) for x in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        too_long = [i for i, n in enumerate(lengths) if n > max_length]
+        if too_long:
+            i = too_long[0]
+            raise UserError(
+                f"text.truncation is false but {len(too_long)} text(s) exceed text.max_length={max_length} tokens, "
+                f"e.g. {texts[i][:80]!r} ({lengths[i]} tokens); raise max_length or set truncation: true"
+            )
     enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
-    return enc["input_ids"], enc["attention_mask"]
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    if path is not None:
+        import io
+
+        from harness.results.store import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, ids=ids.numpy().astype(np.int32), mask=mask.numpy().astype(np.int8))
+        atomic_write_bytes(path, buf.getvalue())
+    return ids, mask
 
 
 def _sha(data: bytes) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.images import safe_join
+from harness.data.issues import SampleIssues
 from harness.data.records import VqaSplit, read_json
 from harness.errors import UserError
 
@@ -45,56 +46,103 @@ def image_dir(split: str) -> str:
     return "test2015" if split.startswith("test") else split
 
 
-def load_vqa(root: Path, images_root: Path, split: str) -> VqaSplit:
+def load_vqa(root: Path, images_root: Path, split: str, issues: SampleIssues) -> VqaSplit:
     """Questions (+ annotations when the split has them), validated and joined by question id."""
     q_path, a_path = vqa_files(root, split)
-    questions = read_json(q_path, "VQA questions file").get("questions")
+    questions = read_json(q_path, "VQA questions file")
+    questions = questions.get("questions") if isinstance(questions, dict) else None
     if not isinstance(questions, list):
         raise UserError(f"{q_path}: no 'questions' list; is this a v2_OpenEnded_mscoco_*_questions.json file?")
-    ann_by_q: dict[int, dict] | None = None
-    if a_path is not None:
-        anns = read_json(a_path, "VQA annotations file").get("annotations")
-        if not isinstance(anns, list):
-            raise UserError(f"{a_path}: no 'annotations' list; is this a v2_mscoco_*_annotations.json file?")
-        ann_by_q = {}
-        for a in anns:
-            if a["question_id"] in ann_by_q:
-                raise UserError(f"{a_path}: duplicate annotation for question id {a['question_id']}")
-            ann_by_q[a["question_id"]] = a
+    ann_by_q = _annotations(a_path, issues) if a_path is not None else None
     folder = image_dir(split)
-    seen_q: set[int] = set()
-    rows: dict[int, int] = {}
     out = VqaSplit([], [], [], [], [], [] if ann_by_q is not None else None, [], [], [])
+    seen_q: set[int] = set()
+    rows: dict[int, int | None] = {}
     for q in questions:
         qid, img = q["question_id"], q["image_id"]
+        sample = f"question id {qid}"
         if qid in seen_q:
-            raise UserError(f"{q_path}: duplicate question id {qid}")
+            issues.bad(q_path, sample, "duplicate question id")
+            continue
         seen_q.add(qid)
-        if img not in rows:
-            rows[img] = len(out.paths)
-            out.image_ids.append(img)
-            out.paths.append(safe_join(images_root / folder, f"COCO_{folder}_{img:012d}.jpg", str(q_path)))
-        out.question_ids.append(qid)
-        out.image_index.append(rows[img])
-        out.questions.append(q["question"])
+        ann = None
         if ann_by_q is not None:
             ann = ann_by_q.get(qid)
             if ann is None:
-                raise UserError(f"{a_path}: question id {qid} (from {q_path.name}) has no annotation")
+                issues.bad(a_path, sample, f"question (from {q_path.name}) has no annotation")
+                continue
             if ann["image_id"] != img:
-                raise UserError(
-                    f"{a_path}: question id {qid} has image id {ann['image_id']} but the question says {img}"
-                )
+                issues.bad(a_path, sample, f"annotation says image id {ann['image_id']}, the question says {img}")
+                continue
+            if not ann.get("answers"):
+                issues.bad(a_path, sample, "annotation has no answers")
+                continue
+        if img not in rows:
+            rel = f"{folder}/COCO_{folder}_{img:012d}.jpg"
+            path = safe_join(images_root, rel, str(q_path))
+            if path.is_file():
+                rows[img] = len(out.paths)
+                out.image_ids.append(img)
+                out.paths.append(path)
+            else:
+                rows[img] = None
+                issues.bad(q_path, f"image id {img}", f"image file {rel} is missing (looked in {images_root})")
+        if rows[img] is None:
+            continue
+        out.question_ids.append(qid)
+        out.image_index.append(rows[img])
+        out.questions.append(q["question"])
+        if ann is not None:
             out.answers.append([a["answer"] for a in ann["answers"]])
             out.answer_types.append(ann["answer_type"])
             out.question_types.append(ann["question_type"])
             out.mc_answers.append(ann["multiple_choice_answer"])
-    if ann_by_q is not None and len(ann_by_q) != len(seen_q):
-        extra = sorted(set(ann_by_q) - seen_q)[:5]
-        raise UserError(f"{a_path}: annotations for question ids not in {q_path.name}, e.g. {extra}")
-    if ann_by_q is None:
+    if ann_by_q is not None:
+        for qid in sorted(set(ann_by_q) - seen_q)[:50]:
+            issues.bad(a_path, f"question id {qid}", f"annotation for a question that is not in {q_path.name}")
+    else:
         out.answer_types = out.question_types = out.mc_answers = None
     return out
+
+
+def _annotations(a_path: Path, issues: SampleIssues) -> dict[int, dict]:
+    anns = read_json(a_path, "VQA annotations file")
+    anns = anns.get("annotations") if isinstance(anns, dict) else None
+    if not isinstance(anns, list):
+        raise UserError(f"{a_path}: no 'annotations' list; is this a v2_mscoco_*_annotations.json file?")
+    by_q: dict[int, dict] = {}
+    for a in anns:
+        if a["question_id"] in by_q:
+            issues.bad(a_path, f"question id {a['question_id']}", "duplicate annotation")
+            continue
+        by_q[a["question_id"]] = a
+    return by_q
+
+
+def find_images_root(root: Path, images: Path | None, split: str) -> Path:
+    """The folder that holds ``{train2014,val2014,test2015}/``: the dataset's ``images``, else ROOT, ROOT/images,
+    ROOT/coco, ROOT/coco/images, ROOT/../coco or ROOT/../coco/images."""
+    folder = image_dir(split)
+    candidates = (
+        [images]
+        if images is not None
+        else [
+            root,
+            root / "images",
+            root / "coco",
+            root / "coco" / "images",
+            root.parent / "coco",
+            root.parent / "coco" / "images",
+        ]
+    )
+    for c in candidates:
+        if (c / folder).is_dir():
+            return c
+    looked = ", ".join(str(c / folder) for c in candidates)
+    raise UserError(
+        f"{root}: COCO images for VQA split {split!r} not found (looked for {looked}); put or symlink the COCO "
+        f"{folder}/ folder there, or set the dataset's 'images' to the folder that contains {folder}/"
+    )
 
 
 def build_answer_vocab(split: VqaSplit, min_count: int = 9, top_k: int | None = None) -> list[str]:

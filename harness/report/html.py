@@ -73,6 +73,15 @@ def render_html(report: Report) -> str:
         parts.append("<h2>Cost (mean over seeds)</h2>")
         header, rows = cost_rows(report.cost)
         parts.append(_table(header, rows))
+    if report.skipped:
+        parts.append("<h2>Skipped samples</h2>")
+        for dataset, info in report.skipped.items():
+            reasons = ", ".join(f"{k}: {v}" for k, v in info.get("by_reason", {}).items())
+            parts.append(
+                f"<p>Dataset <code>{esc(dataset)}</code> (on_bad_sample: skip): <b>{info['count']} sample(s) "
+                f"skipped</b> ({esc(reasons)}).</p>"
+            )
+            parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in info.get("samples", [])) + "</ul>")
     if report.failed:
         parts.append("<h2 class='fail'>Failed runs</h2>")
         parts.append(_table(["run", "error"], [[f["run_id"], str(f.get("error", ""))] for f in report.failed]))

@@ -116,6 +116,18 @@ def render_markdown(report: Report) -> str:
         out += ["## Cost (mean over seeds)", ""]
         header, rows = cost_rows(report.cost)
         out += [_table(header, rows), ""]
+    if report.skipped:
+        out += ["## Skipped samples", ""]
+        for dataset, info in report.skipped.items():
+            reasons = ", ".join(f"{k}: {v}" for k, v in info.get("by_reason", {}).items())
+            out += [
+                f"Dataset `{dataset}` (on_bad_sample: skip): **{info['count']} sample(s) skipped** ({reasons}).",
+                "",
+            ]
+            out += [f"- {line}" for line in info.get("samples", [])]
+            if info["count"] > len(info.get("samples", [])):
+                out += [f"- ... and {info['count'] - len(info.get('samples', []))} more (see runs/*/skipped.json)"]
+            out.append("")
     if report.failed:
         out += ["## Failed runs", ""]
         out += [_table(["run", "error"], [[f["run_id"], str(f.get("error", ""))] for f in report.failed]), ""]

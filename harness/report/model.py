@@ -25,6 +25,7 @@ class Report:
     overrides: list[dict[str, Any]]
     env: dict[str, Any]
     notes: dict[str, dict[str, Any]]
+    skipped: dict[str, dict[str, Any]]  # dataset -> {"count", "by_reason", "samples"}
 
     def summary_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -35,6 +36,7 @@ class Report:
             "tasks": {},
             "failed": self.failed,
             "overrides": self.overrides,
+            "skipped": self.skipped,
         }
         for t in self.tables:
             rows = {}
@@ -82,6 +84,11 @@ def build_report(suite: Suite, records: list[dict[str, Any]], generated: datetim
         notes.setdefault(r["task"], {}).update(
             {k: v for k, v in (r.get("notes") or {}).items() if k in ("classes_without_positives", "scoring", "k_test")}
         )
+    skipped: dict[str, dict[str, Any]] = {}
+    for r in ok:
+        info = r.get("skipped") or {}
+        if info.get("count"):
+            skipped[r["dataset"]] = info
     return Report(
         suite,
         generated,
@@ -92,6 +99,7 @@ def build_report(suite: Suite, records: list[dict[str, Any]], generated: datetim
         overrides,
         ok[-1]["env"] if ok else {},
         notes,
+        skipped,
     )
 
 

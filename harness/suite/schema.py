@@ -103,6 +103,7 @@ class TextSpec(Frozen):
     tokenizer: str = "wordpiece"
     vocab_size: PositiveInt = 1000
     max_length: Annotated[int, Field(ge=4, le=512)] = 32
+    truncation: bool = True
     lowercase: bool = True
 
 

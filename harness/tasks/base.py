@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from harness.data.issues import SampleIssues
 from harness.models.base import XModel
 
 
@@ -37,7 +38,8 @@ class EvalResult:
     metrics: dict[str, float]
     predictions: list[dict[str, Any]]
     notes: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array, saved as name.npy
+    files: dict[str, Any] = field(default_factory=dict)  # file name -> JSON-ready object
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Batcher:
         batch: dict[str, torch.Tensor] = {}
         if ex.images is not None:
             rows = ex.image_index[idx] if ex.image_index is not None else idx
-            batch["image"] = self.images(ex.images[rows])
+            batch["image"] = self.images(ex.images.index_select(0, rows))  # 10x faster than ex.images[rows] on uint8
             batch["image_row"] = rows.to(self.device)
         if ex.input_ids is not None:
             batch["input_ids"] = ex.input_ids[idx].to(self.device)
@@ -138,17 +140,35 @@ class PrepareContext:
     tokenizer: Any | None
     max_length: int
     modalities: frozenset[str] = frozenset({"image", "text"})  # union over the task's models
+    issues: SampleIssues | None = None  # the dataset's bad-sample policy and record
+    tokenizer_fingerprint: str | None = None  # enables the on-disk token cache
+    truncation: bool = True
 
-    def decode(self, paths) -> torch.Tensor | None:
+    def decode(self, paths) -> tuple[torch.Tensor | None, list[tuple[int, str]]]:
+        """``(images, bad)`` of ``paths`` from the on-disk image cache (built on first use); ``(None, [])`` when no
+        model of the task reads images.
+
+        ``bad`` lists ``(row, reason)`` of unreadable files (rows left zero) under ``on_bad_sample: skip``; otherwise
+        the first bad file raises a UserError naming it. The cache key includes a stat fingerprint of the files, so
+        replaced or edited images are decoded again.
+        """
         if "image" not in self.modalities:
-            return None
-        from harness.data.images import decode_images
+            return None, []
+        from harness.data.image_cache import files_fingerprint, load_images
 
-        return decode_images(paths, self.image_size, self.resize, self.interpolation, self.workers)
+        return load_images(
+            paths,
+            size=self.image_size,
+            resize=self.resize,
+            interpolation=self.interpolation,
+            workers=self.workers,
+            fingerprint=files_fingerprint(paths),
+            skip_bad=self.issues is not None and self.issues.policy == "skip",
+        )
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.tokenizer is None or "text" not in self.modalities:
             return None, None
         from harness.data.text import tokenize
 
-        return tokenize(self.tokenizer, texts, self.max_length)
+        return tokenize(self.tokenizer, texts, self.max_length, self.truncation, self.tokenizer_fingerprint)

@@ -12,6 +12,7 @@ from torch import nn
 from harness.errors import UserError
 from harness.models.base import XModel
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
+from harness.tasks.images import split_images
 
 
 def _prompt_tokens(ctx: PrepareContext, prompt: str, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -35,10 +36,10 @@ class _ImageLabelTask(Task):
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         recs, parts = [], []
         for split in splits:
-            rec = source.load(self.type, split)
+            images, rec, rows = split_images(ctx, source.load(self.type, split), self.name)
             ids, mask = _prompt_tokens(ctx, self.spec.prompt, len(rec.paths))
             recs.append(rec)
-            parts.append(Examples(ctx.decode(rec.paths), None, ids, mask, self._targets(rec), rec.ids))
+            parts.append(Examples(images, rows, ids, mask, self._targets(rec), rec.ids))
         train_space, eval_space = self._label_space(recs[0]), self._label_space(recs[1])
         if train_space != eval_space:
             raise UserError(f"tasks.{self.name}: eval split labels {eval_space} differ from train {train_space}")
@@ -76,7 +77,7 @@ class ClassificationTask(_ImageLabelTask):
             {"id": i, "target": classes[int(t)], "prediction": classes[int(p)], "confidence": round(float(c), 6)}
             for i, t, p, c in zip(ex.ids, ex.targets, probs.argmax(-1), probs.max(-1).values)
         ]
-        return EvalResult(metrics, preds, {"classes": classes})
+        return EvalResult(metrics, preds, {"classes": classes}, files={"label_map.json": {"classes": classes}})
 
 
 class MultilabelTask(_ImageLabelTask):
@@ -103,4 +104,8 @@ class MultilabelTask(_ImageLabelTask):
         ap = average_precision(scores, ex.targets.numpy())
         preds = [{"id": i, "scores": [round(float(s), 6) for s in row]} for i, row in zip(ex.ids, scores)]
         notes = {"classes_without_positives": ap["num_classes_excluded"], "excluded_classes": ap["excluded_classes"]}
-        return EvalResult({"mAP": ap["mAP"]}, preds, notes)
+        label_map = {
+            "column_of_category_id": {str(c): i for i, c in enumerate(data.info["category_ids"])},
+            "category_names": data.info["classes"],
+        }
+        return EvalResult({"mAP": ap["mAP"]}, preds, notes, files={"label_map.json": label_map})

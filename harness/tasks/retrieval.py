@@ -17,6 +17,7 @@ from torch import nn
 
 from harness.models.base import Encoded, XModel
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
+from harness.tasks.images import split_images
 
 NOT_CANDIDATE = -100.0
 MAX_SAVED_SCORES = 20_000_000  # save score matrices up to this many entries (80 MB as float32)
@@ -56,11 +57,11 @@ class RetrievalTask(Task):
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         parts = []
         for split in splits:
-            rec = source.load(self.type, split)
+            images, rec, rows = split_images(ctx, source.load(self.type, split), self.name)
             ids, mask = ctx.tokenize(rec.texts)
-            index = torch.tensor(rec.txt2img, dtype=torch.long)
-            ex = Examples(ctx.decode(rec.paths), index, ids, mask, None, list(range(len(rec.texts))))
-            ex.extra.update(img2txt=rec.img2txt, txt2img=rec.txt2img, image_ids=rec.image_ids)
+            index = rows[torch.tensor(rec.txt2img, dtype=torch.long)]
+            ex = Examples(images, index, ids, mask, None, list(range(len(rec.texts))))
+            ex.extra.update(img2txt=rec.img2txt, txt2img=rec.txt2img, image_ids=rec.image_ids, image_rows=rows)
             parts.append(ex)
         return TaskData(
             parts[0], parts[1], {"eval_images": len(parts[1].extra["img2txt"]), "eval_texts": len(parts[1])}
@@ -112,9 +113,10 @@ class RetrievalTask(Task):
 
         ex = data.eval
         img_enc, txt_enc, zi, zt = [], [], [], []
-        for idx in self.iterate(ex.images.shape[0], batch_size):
+        rows = ex.extra["image_rows"]
+        for idx in self.iterate(len(rows), batch_size):
             with autocast():
-                enc = model.encode_image(batcher.images(ex.images[idx]))
+                enc = model.encode_image(batcher.images(ex.images[rows[idx]]))
                 zi.append(head.embed_image(enc))
             img_enc.append(enc)
         for idx in self.iterate(len(ex), batch_size):

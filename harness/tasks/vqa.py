@@ -12,9 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.data.vqa import build_answer_vocab, soft_targets, vocab_fingerprint
+from harness.errors import UserError
 from harness.models.base import XModel
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData, mlp_head
+from harness.tasks.images import split_images
 
+RESULTS_FILE = "vqa_results.json"  # official format: [{"question_id", "answer"}]
 ANSWER_TYPE_METRIC = {"yes/no": "vqa_yesno", "number": "vqa_number", "other": "vqa_other"}
 
 
@@ -24,11 +27,17 @@ class VqaTask(Task):
     needs = frozenset()
 
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
-        train_rec = source.load(self.type, splits[0])
-        eval_rec = source.load(self.type, splits[1])
+        train_images, train_rec, train_rows = split_images(ctx, source.load(self.type, splits[0]), self.name)
+        eval_images, eval_rec, eval_rows = split_images(ctx, source.load(self.type, splits[1]), self.name)
+        if train_rec.answers is None:
+            raise UserError(
+                f"tasks.{self.name}: the train split {splits[0]!r} has no annotations; train on an "
+                "annotated split (train2014)"
+            )
         vocab = build_answer_vocab(train_rec, self.spec.answer_min_count, self.spec.answer_top_k)
-        train = self._examples(train_rec, ctx, torch.from_numpy(soft_targets(train_rec.answers, vocab)))
-        ev = self._examples(eval_rec, ctx, None)
+        targets = torch.from_numpy(soft_targets(train_rec.answers, vocab))
+        train = self._examples(train_rec, ctx, train_images, train_rows, targets)
+        ev = self._examples(eval_rec, ctx, eval_images, eval_rows, None)
         ev.extra.update(
             answers=eval_rec.answers, answer_types=eval_rec.answer_types, question_types=eval_rec.question_types
         )
@@ -36,10 +45,10 @@ class VqaTask(Task):
         return TaskData(train, ev, info)
 
     @staticmethod
-    def _examples(rec, ctx: PrepareContext, targets: torch.Tensor | None) -> Examples:
+    def _examples(rec, ctx: PrepareContext, images, rows: torch.Tensor, targets: torch.Tensor | None) -> Examples:
         ids, mask = ctx.tokenize(rec.questions)
-        index = torch.tensor(rec.image_index, dtype=torch.long)
-        return Examples(ctx.decode(rec.paths), index, ids, mask, targets, list(rec.question_ids))
+        index = rows[torch.tensor(rec.image_index, dtype=torch.long)]
+        return Examples(images, index, ids, mask, targets, list(rec.question_ids))
 
     def build_head(self, model: XModel, data: TaskData) -> nn.Module:
         return mlp_head(model.feature_dim, len(data.info["answers"]))
@@ -58,8 +67,10 @@ class VqaTask(Task):
         picks = self.predict(model, head, ex, batcher, batch_size, autocast).argmax(-1)
         answers = [vocab[i] for i in picks.tolist()]
         preds = [{"question_id": q, "answer": a} for q, a in zip(ex.ids, answers)]
+        files = {"answer_vocab.json": vocab, RESULTS_FILE: [dict(p) for p in preds]}
         if ex.extra.get("answers") is None:
-            return EvalResult({}, preds, {"submission": True, "note": "split has no annotations; results file written"})
+            note = f"the eval split has no annotations: {RESULTS_FILE} is the official results file for submission"
+            return EvalResult({}, preds, {"submission": RESULTS_FILE, "note": note}, files=files)
         acc = vqa_accuracy(answers, ex.extra["answers"], ex.extra["answer_types"], ex.extra["question_types"])
         per_q = vqa_question_scores(answers, ex.extra["answers"])
         for p, s in zip(preds, per_q):
@@ -67,4 +78,4 @@ class VqaTask(Task):
         metrics = {"vqa_accuracy": acc["overall"]}
         for atype, value in acc["perAnswerType"].items():
             metrics[ANSWER_TYPE_METRIC.get(atype, f"vqa_{atype}")] = value
-        return EvalResult(metrics, preds, {"perQuestionType": acc["perQuestionType"]})
+        return EvalResult(metrics, preds, {"perQuestionType": acc["perQuestionType"]}, files=files)

@@ -274,7 +274,9 @@ def test_deterministic(tmp_path: Path) -> None:
     generate(tmp_path / "c", images=40, seed=8, size=32)
     assert a == b
     da, db, dc = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
-    assert len(da) == 1 + 40 * 2 + 4 + 1 + 4  # manifest, jpg + imagefolder link, 4 COCO, Karpathy, 4 VQA
+    # manifest, jpg + imagefolder link + flickr30k link, 4 COCO, Karpathy, 4 VQA, 3 LAVIS COCO,
+    # Karpathy Flickr30k, 3 LAVIS Flickr30k
+    assert len(da) == 1 + 40 * 3 + 4 + 1 + 4 + 3 + 1 + 3
     assert da == db
     common = [k for k in da if k in dc]  # ImageFolder paths depend on the classes, hence on the seed
     assert len(common) > 50 and all(da[k] != dc[k] for k in common)  # every image and JSON file differs
