@@ -10,11 +10,12 @@ Both sides use one core: ``torch.set_num_threads(1)`` and ``workers=1``-style si
   uint8 array (the collate). ``pil[draft]`` is a tuned reference (JPEG draft mode: decode at 1/2 scale first).
 * ``cache``: one shuffled epoch over a 1024-row cache (the 64 JPEGs × 16, 154 MB, so batches do not sit in the
   CPU caches) in batches of 64, producing a contiguous uint8 (64, 3, 224, 224) tensor in RAM per batch:
-  ``getitem`` = ``images[idx]`` with a random index tensor (what ``Batcher`` does today), ``index_select`` =
-  ``images.index_select(0, idx)`` (same result, a row-wise memcpy). The page cache is warm (the file is on local
-  disk, was just written and is read once before timing): the steady state from the second epoch on, and for
-  later runs on the same machine. ``getitem_float`` adds ``.float()`` (what ``Batcher.images`` does next, on the
-  training device), ``getitem_crop_flip`` adds ``augment_batch(mode="crop_flip")``; both are recorded, not asserted.
+  ``index_select`` = ``images.index_select(0, idx)`` with a random index tensor (what ``Batcher`` does),
+  ``getitem`` = ``images[idx]`` (same result through torch's slower advanced-indexing path, for comparison). The
+  page cache is warm (the file is on local disk, was just written and is read once before timing): the steady state
+  from the second epoch on, and for later runs on the same machine. ``float`` adds ``.float()`` (what
+  ``Batcher.images`` does next, on the training device), ``crop_flip`` adds ``augment_batch(mode="crop_flip")``;
+  both are recorded, not asserted.
 
 The ratio cache/pil is recorded in ``extra_info``; the goal (≥ 10× per core) is asserted for the two uint8 reads.
 """
@@ -139,10 +140,10 @@ def test_pil_decode_resize(benchmark, jpegs: list[Path], one_core: None, decoder
 
 
 READS = {
-    "getitem": "images[idx] (what Batcher does today)",
-    "index_select": "images.index_select(0, idx)",
-    "getitem_float": "images[idx].float()",
-    "getitem_crop_flip": "augment_batch(images[idx], mode='crop_flip')",
+    "index_select": "images.index_select(0, idx) (what Batcher does)",
+    "getitem": "images[idx]",
+    "float": "images.index_select(0, idx).float()",
+    "crop_flip": "augment_batch(images.index_select(0, idx), mode='crop_flip')",
 }
 
 
@@ -156,14 +157,14 @@ def test_cache_read(benchmark, cached: torch.Tensor, jpegs: list[Path], one_core
     def epoch() -> torch.Tensor:
         for idx in batches:
             # a contiguous uint8 (B, 3, 224, 224) tensor in RAM
-            batch = cached.index_select(0, idx) if read == "index_select" else cached[idx]
-            if read == "getitem_float":
+            batch = cached[idx] if read == "getitem" else cached.index_select(0, idx)
+            if read == "float":
                 batch = batch.float()
-            elif read == "getitem_crop_flip":
+            elif read == "crop_flip":
                 batch = augment_batch(batch, mode="crop_flip", crop_scale=(0.08, 1.0), generator=gen)
         return batch
 
-    last = benchmark.pedantic(epoch, rounds=3 if read == "getitem_crop_flip" else 15, warmup_rounds=1)
+    last = benchmark.pedantic(epoch, rounds=3 if read == "crop_flip" else 15, warmup_rounds=1)
     assert tuple(last.shape) == (min(BATCH, n), 3, SIZE, SIZE) and last.is_contiguous()
     if not benchmark.enabled:
         return

@@ -117,7 +117,7 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
         raise UserError(f"models.{spec.model}: {exc}") from exc
     task, data = ctx.tasks[spec.task], ctx.data[spec.task]
     head = task.build_head(model, data).to(device)
-    batcher = Batcher(ctx.image.mean, ctx.image.std, device)
+    batcher = Batcher(ctx.image.mean, ctx.image.std, device, ctx.image.augment, ctx.image.crop_scale, spec.seed)
     autocast = autocast_factory(device, spec.hardware["precision"])
     measure.reset_peak_memory(device)
 

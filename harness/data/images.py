@@ -6,6 +6,7 @@ later runs and other processes); normalisation and augmentation happen per batch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,14 +28,17 @@ class BadImage(UserError):
 
 
 def safe_join(root: Path, name: str, where: str) -> Path:
-    """Join a file name taken from an annotation file to ``root``, refusing anything that escapes ``root``."""
-    root_resolved = root.resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root_resolved):
+    """Join a file name taken from an annotation file to ``root``, refusing names that escape ``root``.
+
+    The check is lexical: absolute names and names whose normalised form climbs out with ``..`` are refused.
+    Symbolic links the user placed inside the data root (e.g. an images folder linked from elsewhere) are followed.
+    """
+    normal = os.path.normpath(name)
+    if os.path.isabs(name) or normal == ".." or normal.startswith(".." + os.sep):
         raise UserError(
             f"{where}: file name {name!r} resolves outside the data root {str(root)!r}; refusing to read it"
         )
-    return path
+    return root / normal
 
 
 def load_image(path: Path, size: int, resize: str = "squash", interpolation: str = "bicubic") -> np.ndarray:

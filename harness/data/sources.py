@@ -181,10 +181,13 @@ class DataSource:
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
+    """Image names relative to the dataset root, so a moved dataset keeps its fingerprint."""
+    for base in (root, root.resolve()):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _coco2017_locator(root: Path):

@@ -95,6 +95,14 @@ class ImageSpec(Frozen):
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    augment: Literal["none", "crop", "crop_flip"] = "none"
+    crop_scale: tuple[Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)]] = (0.8, 1.0)
+
+    @model_validator(mode="after")
+    def _scale_order(self) -> ImageSpec:
+        if self.crop_scale[0] > self.crop_scale[1]:
+            raise ValueError(f"crop_scale must be (low, high) with low <= high, got {list(self.crop_scale)}")
+        return self
 
 
 class TextSpec(Frozen):

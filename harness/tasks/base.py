@@ -52,22 +52,40 @@ class TaskData:
 
 
 class Batcher:
-    """Turns example indices into a model batch on a device, normalising images on the fly."""
+    """Turns example indices into a model batch on a device: uint8 rows from the image cache, augmented (training
+    batches only) and normalised on the fly."""
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
+    def __init__(
+        self,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        augment: str = "none",
+        crop_scale: tuple[float, float] = (0.8, 1.0),
+        seed: int = 0,
+    ) -> None:
         self.device = device
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+        self.augment, self.crop_scale = augment, crop_scale
+        self.generator = torch.Generator().manual_seed(seed)
 
     def images(self, uint8: torch.Tensor) -> torch.Tensor:
         x = uint8.to(self.device, non_blocking=True).float()
         return (x - self.mean) / self.std  # (B, 3, S, S)
 
-    def __call__(self, ex: Examples, idx: torch.Tensor, with_targets: bool = True) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, ex: Examples, idx: torch.Tensor, with_targets: bool = True, train: bool = False
+    ) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
         if ex.images is not None:
             rows = ex.image_index[idx] if ex.image_index is not None else idx
-            batch["image"] = self.images(ex.images.index_select(0, rows))  # 10x faster than ex.images[rows] on uint8
+            pixels = ex.images.index_select(0, rows)  # (B, 3, S, S) uint8; 10x faster than ex.images[rows]
+            if train and self.augment != "none":
+                from harness.data.augment import augment_batch
+
+                pixels = augment_batch(pixels, mode=self.augment, crop_scale=self.crop_scale, generator=self.generator)
+            batch["image"] = self.images(pixels)
             batch["image_row"] = rows.to(self.device)
         if ex.input_ids is not None:
             batch["input_ids"] = ex.input_ids[idx].to(self.device)

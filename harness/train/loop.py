@@ -84,7 +84,7 @@ def train_model(
         running = 0.0
         for _ in range(train.grad_accum):
             epoch, idx = next(stream)
-            batch = batcher(data.train, idx)
+            batch = batcher(data.train, idx, train=True)
             try:
                 with autocast():
                     loss = task.loss(model, head, batch)

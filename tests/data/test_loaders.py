@@ -46,7 +46,7 @@ def test_vqa_fixture_loads(vqa_root: Path) -> None:
     assert split.question_ids == [262148000, 1, 2, 3, 4]
     assert split.image_ids == [262148, 1, 2]
     assert split.image_index == [0, 1, 1, 2, 2]
-    assert split.paths[0] == (vqa_root / "val2014" / "COCO_val2014_000000262148.jpg").resolve()
+    assert split.paths[0] == vqa_root / "val2014" / "COCO_val2014_000000262148.jpg"
     assert all(len(a) == 10 for a in split.answers)
     assert split.answer_types[0] == "other" and split.question_types[0] == "where is the"
 
@@ -79,7 +79,10 @@ def test_vqa_question_without_annotation(vqa_root: Path) -> None:
     data = json.loads(path.read_text())
     data["annotations"] = [a for a in data["annotations"] if a["question_id"] != 3]
     path.write_text(json.dumps(data))
-    with pytest.raises(UserError, match=r"annotations.json: question id 3: question \(from v2_OpenEnded_mscoco_val2014_questions.json\) has no "):
+    with pytest.raises(
+        UserError,
+        match=r"annotations.json: question id 3: question \(from v2_OpenEnded_mscoco_val2014_questions.json\) ",
+    ):
         vqa.load_vqa(vqa_root, vqa_root, "val2014", _issues())
 
 
@@ -116,7 +119,7 @@ def test_coco_instances_fixture_multilabel(tmp_path: Path) -> None:
         truth[ann["image_id"]].add(ann["category_id"])
     for row, image_id in enumerate(split.ids):
         assert {split.category_ids[j] for j in np.flatnonzero(split.targets[row])} == truth[image_id]
-    assert split.paths[0].parent == (tmp_path / "val2014").resolve()
+    assert split.paths[0].parent == tmp_path / "val2014"
     images = decode_images(split.paths[:3], 16)
     assert tuple(images.shape) == (3, 3, 16, 16) and int(images[0, 0, 0, 0]) == 128
 
@@ -130,7 +133,8 @@ def test_coco_without_iscrowd_is_explained(tmp_path: Path) -> None:
     issues = _issues("skip")
     split = coco.load_instances(path, tmp_path, "val2014", issues)
     assert len(split.ids) == 3 and len(issues.skipped) == sum(
-        1 for a in json.loads(path.read_text())["annotations"] if "iscrowd" not in a)
+        1 for a in json.loads(path.read_text())["annotations"] if "iscrowd" not in a
+    )
 
 
 KARPATHY = {
@@ -186,7 +190,7 @@ def test_karpathy_splits_and_text_numbering(tmp_path: Path) -> None:
     assert test.texts[:2] == ["a 0", "a 1"] and len(test.texts) == 11
     assert test.img2txt == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]]
     assert test.txt2img == [0] * 5 + [1] * 6
-    assert test.paths[1] == (tmp_path / "val2014" / "d.jpg").resolve()
+    assert test.paths[1] == tmp_path / "val2014" / "d.jpg"
     train = coco.load_karpathy(path, tmp_path, {"train", "restval"}, _issues())
     assert train.image_ids == [11, 12]
     assert coco.load_karpathy(path, tmp_path, {"train"}, _issues()).image_ids == [11]

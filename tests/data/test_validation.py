@@ -74,8 +74,8 @@ CASES = [
         "vqa",
         _missing_image,
         [
-            "v2_OpenEnded_mscoco_val2014_questions.json: image id 29: image file val2014/COCO_val2014_000000000029.jpg is "
-            "missing"
+            "v2_OpenEnded_mscoco_val2014_questions.json: image id 29: image file "
+            "val2014/COCO_val2014_000000000029.jpg is missing"
         ],
     ),
     (
@@ -89,8 +89,8 @@ CASES = [
         "vqa",
         _drop_annotation,
         [
-            "v2_mscoco_val2014_annotations.json: question id 29000: question (from v2_OpenEnded_mscoco_val2014_questions"
-            ".json) has no annotation"
+            "v2_mscoco_val2014_annotations.json: question id 29000: question "
+            "(from v2_OpenEnded_mscoco_val2014_questions.json) has no annotation"
         ],
     ),
     (
