@@ -65,6 +65,7 @@ def execute_run(
     base = {
         "fingerprint": fingerprint,
         "run_id": spec.run_id,
+        "folder": spec.folder,
         "suite": spec.suite,
         "task": spec.task,
         "task_type": spec.task_type,

@@ -69,6 +69,13 @@ def render_html(report: Report) -> str:
         parts.append(f"<p class='legend'>{esc(legend)}</p>")
         uri = main_metric_plot(report.results, t.task, t.main_metric, t.models, t.kinds)
         parts.append(f"<img alt='{esc(t.task)} {esc(t.main_metric)} by model' src='{uri}'>")
+    if report.submissions:
+        parts.append(
+            "<h2>Results files for submission</h2><p>Evaluated on a split without annotations: no scores, "
+            "but the official results file to submit.</p><ul>"
+        )
+        parts.append("".join(f"<li><code>{esc(r)}</code>: <code>{esc(p)}</code></li>" for r, p in report.submissions))
+        parts.append("</ul>")
     if not report.cost.empty:
         parts.append("<h2>Cost (mean over seeds)</h2>")
         header, rows = cost_rows(report.cost)

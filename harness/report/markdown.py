@@ -112,6 +112,15 @@ def render_markdown(report: Report) -> str:
         if missing:
             out += [f"No finished runs for: {', '.join(missing)}."]
         out.append("")
+    if report.submissions:
+        out += [
+            "## Results files for submission",
+            "",
+            "These runs were evaluated on a split without annotations "
+            "(e.g. VQA test-dev): no scores, but the official results file to submit.",
+            "",
+        ]
+        out += [f"- `{run}`: `{path}`" for run, path in report.submissions] + [""]
     if not report.cost.empty:
         out += ["## Cost (mean over seeds)", ""]
         header, rows = cost_rows(report.cost)

@@ -26,6 +26,7 @@ class Report:
     env: dict[str, Any]
     notes: dict[str, dict[str, Any]]
     skipped: dict[str, dict[str, Any]]  # dataset -> {"count", "by_reason", "samples"}
+    submissions: list[tuple[str, str]]  # (run id, results file) for eval splits without annotations
 
     def summary_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -100,6 +101,11 @@ def build_report(suite: Suite, records: list[dict[str, Any]], generated: datetim
         ok[-1]["env"] if ok else {},
         notes,
         skipped,
+        [
+            (r["run_id"], f"{r.get('folder', 'runs/...')}/{r['notes']['submission']}")
+            for r in ok
+            if (r.get("notes") or {}).get("submission")
+        ],
     )
 
 

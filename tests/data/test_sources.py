@@ -193,3 +193,47 @@ def test_switch_from_synthetic_to_a_directory_by_changing_only_path(tmp_path: Pa
         frame = pd.read_csv(out / "results.csv")
         results[label] = frame[["task", "model", "seed", "metric", "value"]]
     pd.testing.assert_frame_equal(results["synthetic"], results["directory"])
+
+
+def test_vqa_test_dev_writes_the_official_results_file(synth: Path, tmp_path: Path) -> None:
+    from harness.cli import main
+    from tests.conftest import TINY_BERT, TINY_VIT
+
+    root = tmp_path / "vqa"
+    shutil.copytree(synth, root)
+    questions = json.loads((root / "v2_OpenEnded_mscoco_val2014_questions.json").read_text())
+    questions["data_subtype"] = "test-dev2015"
+    (root / "v2_OpenEnded_mscoco_test-dev2015_questions.json").write_text(json.dumps(questions))
+    (root / "test2015").mkdir()
+    for image in (root / "val2014").glob("*.jpg"):
+        shutil.copy(image, root / "test2015" / image.name.replace("val2014", "test2015"))
+    suite = {
+        "name": "testdev",
+        "seeds": [0],
+        "hardware": {"device": "cpu", "threads": 2},
+        "train": {"steps": 2, "batch_size": 8},
+        "image": {"size": 16},
+        "text": {"tokenizer": "wordpiece", "vocab_size": 120, "max_length": 16},
+        "datasets": {"vqa": {"kind": "vqa2", "path": str(root)}},
+        "models": {"xbert": {"type": "xbert", "image_encoder": TINY_VIT, "text_encoder": TINY_BERT}},
+        "tasks": {
+            "vqa": {
+                "type": "vqa",
+                "dataset": "vqa",
+                "models": ["xbert"],
+                "answer_min_count": 1,
+                "eval_split": "test-dev2015",
+            }
+        },
+    }
+    path = tmp_path / "testdev.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    results = json.loads(next((out / "runs").rglob("vqa_results.json")).read_text())
+    assert [r["question_id"] for r in results] == [q["question_id"] for q in questions["questions"]]
+    assert set(results[0]) == {"question_id", "answer"}
+    vocab = json.loads(next((out / "runs").rglob("answer_vocab.json")).read_text())
+    assert all(r["answer"] in vocab for r in results)
+    assert json.loads(next((out / "runs").rglob("metrics.json")).read_text())["metrics"] == {}
+    assert "## Results files for submission" in (out / "report.md").read_text()
