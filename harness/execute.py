@@ -20,6 +20,7 @@ import torch
 
 from harness.errors import RunFailed, UserError
 from harness.models import BuildContext
+from harness.models.contract import check_forward
 from harness.plan import RunSpec
 from harness.results.store import RunWriter
 from harness.suite.check import ResolvedModel
@@ -119,6 +120,8 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
     task, data = ctx.tasks[spec.task], ctx.data[spec.task]
     head = task.build_head(model, data).to(device)
     batcher = Batcher(ctx.image.mean, ctx.image.std, device, ctx.image.augment, ctx.image.crop_scale, spec.seed)
+    probe = batcher(data.train, torch.arange(min(2, len(data.train))), with_targets=False)
+    check_forward(model, probe, f"models.{spec.model} ({spec.model_type})")
     autocast = autocast_factory(device, spec.hardware["precision"])
     measure.reset_peak_memory(device)
 

@@ -32,7 +32,13 @@ TINY_SUITE = {
         "xbert": {"type": "xbert", "fusion": "cross_attention", "image_encoder": TINY_VIT, "text_encoder": TINY_BERT},
     },
     "tasks": {
-        "vqa": {"type": "vqa", "dataset": "shapes-vqa", "models": ["vit", "bert", "xbert"], "answer_min_count": 1},
+        "vqa": {
+            "type": "vqa",
+            "dataset": "shapes-vqa",
+            "models": ["vit", "bert", "xbert"],
+            "answer_min_count": 1,
+            "blind_baselines": True,
+        },
         "cls": {"type": "classification", "dataset": "shapes-cls", "models": ["vit", "xbert"]},
         "ret": {"type": "retrieval", "dataset": "shapes-coco", "models": ["xbert"], "k_test": 4, "embed_dim": 16},
     },

@@ -78,8 +78,9 @@ class ImageEncoder(nn.Module):
         self.model = create_timm_model(spec, image_size, where)
         self.num_features = int(self.model.num_features)
         self.model.eval()  # probe without touching BatchNorm statistics
+        device = next(self.model.parameters()).device  # works on the meta device too
         with torch.no_grad():
-            probe = self.model.forward_features(torch.zeros(1, 3, image_size, image_size))
+            probe = self.model.forward_features(torch.zeros(1, 3, image_size, image_size, device=device))
         self.model.train()
         self.num_tokens = int(probe.shape[2] * probe.shape[3]) if probe.ndim == 4 else int(probe.shape[1])
 
@@ -105,21 +106,11 @@ def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn
         kwargs["drop_path_rate"] = spec.drop_path
     pretrained = spec.pretrained
     if pretrained:
+        from harness.models.weights import timm_weights_file
+
         set_offline()
-        if spec.checkpoint:
-            path = Path(spec.checkpoint).expanduser()
-            if not path.is_file():
-                raise UserError(f"{where}.checkpoint: file {str(path)!r} does not exist; point it at the weights file")
-        else:
-            path, source = locate_timm_weights(spec.name)
-            if path is None:
-                raise UserError(
-                    f"{where}: pretrained weights for timm model {spec.name!r} are not available offline. Fetch them "
-                    f"on a connected machine: {source}; or download the weights file and set {where}.checkpoint: "
-                    "PATH; or set pretrained: false to train from scratch"
-                )
         # Always load from a local file: timm then never touches the network.
-        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        kwargs["pretrained_cfg_overlay"] = {"file": str(timm_weights_file(spec, where))}
     try:
         return _create_with_size(timm, spec.name, pretrained, image_size, kwargs)
     except TypeError as exc:

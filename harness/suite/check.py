@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import UserError
-from harness.models import ModelFamily, load_families
+from harness.models import ModelFamily, resolve_family
 from harness.suite.loader import format_validation_error, unknown_name
 from harness.suite.schema import SYNTHETIC, Suite, TrainSpec
 
@@ -37,12 +37,9 @@ def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -
         data_root: where relative dataset paths resolve; None skips the existence check.
     """
     where = str(path)
-    families = load_families()
     models: dict[str, ResolvedModel] = {}
     for name, spec in suite.models.items():
-        family = families.get(spec.type, where=f"{where}: models.{name}.type") if ":" not in spec.type else None
-        if family is None:
-            raise UserError(f"{where}: models.{name}.type: user models ('module:factory') are not supported yet")
+        family = resolve_family(spec.type, where=f"{where}: models.{name}.type")
         try:
             config = family.config.model_validate(spec.params)
         except ValidationError as exc:
@@ -70,7 +67,7 @@ def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -
             if mname not in suite.models:
                 raise UserError(f"{where}: {key}.models[{i}]: {unknown_name('model', mname, list(suite.models))}")
             fam = models[mname].family
-            problem = pairing_problem(task.type, fam.kind, fam.modalities)
+            problem = pairing_problem(task.type, fam.kind, fam.modalities, task)
             if problem:
                 raise UserError(f"{where}: {key}.models[{i}]: model {mname!r} cannot run this task: {problem}")
         baseline = task.baseline or suite.baseline
@@ -91,6 +88,13 @@ def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -
                 except UserError as exc:
                     raise UserError(f"{where}: {exc}") from exc
     _check_timm_names(models, where)
+    from harness.models.weights import preflight
+
+    reads_text = any("text" in m.family.modalities for m in models.values())
+    try:
+        preflight({n: m.config for n, m in models.items()}, suite.text.tokenizer if reads_text else None)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from exc
     return models
 
 

@@ -191,6 +191,7 @@ class VqaTask(_TaskBase):
     type: Literal["vqa"]
     answer_min_count: PositiveInt = 9
     answer_top_k: PositiveInt | None = None
+    blind_baselines: bool = False  # allow image-only models, which never see the question, as a baseline
 
 
 TaskSpec = Annotated[ClassificationTask | MultilabelTask | RetrievalTask | VqaTask, Field(discriminator="type")]

@@ -29,12 +29,26 @@ REQUIRES: dict[str, frozenset[str]] = {
 MAIN_METRIC = {"classification": "top1", "multilabel": "mAP", "retrieval": "r_mean", "vqa": "vqa_accuracy"}
 
 
-def pairing_problem(task_type: str, model_kind: str, modalities: frozenset[str]) -> str | None:
-    """Why a model cannot run a task type, or None if it can."""
+def pairing_problem(task_type: str, model_kind: str, modalities: frozenset[str], task_spec=None) -> str | None:
+    """Why a model cannot run a task, or None if it can.
+
+    VQA: a text-only model is the standard language-prior baseline; an image-only model never sees the question, so
+    it runs only when the task opts in with ``blind_baselines: true``; a dual encoder has no fusion.
+    """
+    if task_type == "vqa":
+        if model_kind == "dual_encoder":
+            return (
+                "a dual encoder has no fusion, so it cannot answer a question about an image; use an xbert model "
+                "with fusion: sum or concat as the late-fusion baseline"
+            )
+        if "text" not in modalities and not getattr(task_spec, "blind_baselines", False):
+            return (
+                "an image-only model never sees the question; to include it on purpose as a question-blind "
+                "baseline, set blind_baselines: true on this task"
+            )
+        return None
     missing = REQUIRES[task_type] - modalities
     if not missing:
-        if task_type == "vqa" and not modalities:
-            return "it reads neither images nor text"
         return None
     if task_type == "retrieval":
         return (

@@ -29,7 +29,7 @@ BASE = {
         "xbert": {"type": "xbert", "fusion": "cross_attention", "image_encoder": VIT, "text_encoder": BERT},
     },
     "tasks": {
-        "vqa": {"type": "vqa", "dataset": "shapes-vqa", "models": ["vit", "bert", "xbert"]},
+        "vqa": {"type": "vqa", "dataset": "shapes-vqa", "models": ["vit", "bert", "xbert"], "blind_baselines": True},
         "cls": {"type": "classification", "dataset": "shapes-cls", "models": ["vit", "xbert"]},
     },
 }
@@ -125,6 +125,23 @@ CASES = [
         ["models.vit.train.lr: per-model override of 'lr' is not allowed", "train.allow_overrides"],
     ),
     ("override-unknown", _set(BASE, "models.vit.train", {"lrr": 0.1}), ["models.vit.train: unknown train key 'lrr'"]),
+    (
+        "vqa-image-only",
+        _set(BASE, "tasks.vqa.blind_baselines", False),
+        [
+            "tasks.vqa.models[0]: model 'vit' cannot run this task: an image-only model never sees the question",
+            "set blind_baselines: true",
+        ],
+    ),
+    (
+        "vqa-dual",
+        _set(
+            _set(BASE, "models.clip", {"type": "dual", "image_encoder": VIT, "text_encoder": BERT}),
+            "tasks.vqa.models",
+            ["clip"],
+        ),
+        ["tasks.vqa.models[0]: model 'clip' cannot run this task: a dual encoder has no fusion"],
+    ),
     (
         "pairing",
         _set(BASE, "tasks.cls.models", ["vit", "bert"]),

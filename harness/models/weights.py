@@ -1,0 +1,98 @@
+"""Preflight: every pretrained weight and tokenizer a suite names must be on disk before anything trains.
+
+Nothing is downloaded. A missing weight stops the command (exit 2) with the weight's name and where to put it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import UserError
+
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+HF_HINT = (
+    "the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME/hub): run `huggingface-cli download {name}` "
+    "on a connected machine and copy that cache here, or save_pretrained() it to a directory and give that path"
+)
+
+
+def _hf_has(name: str, files: tuple[str, ...]) -> bool:
+    """Whether a local directory or the HF cache holds any of ``files`` for ``name``."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return any((local / f).is_file() for f in files)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    for f in files:
+        try:
+            hit = try_to_load_from_cache(name, f)
+        except Exception:  # invalid repo id: not in the cache
+            return False
+        if isinstance(hit, str):
+            return True
+    return False
+
+
+def timm_weights_file(spec, where: str) -> Path:
+    """The local weights file of a pretrained image encoder: its ``checkpoint``, or the timm/HF/torch-hub cache."""
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).expanduser()
+        if not path.is_file():
+            raise UserError(f"{where}.checkpoint: file {spec.checkpoint!r} does not exist; point it at a weights file")
+        return path
+    from harness.models.encoders import locate_timm_weights
+
+    path, source = locate_timm_weights(spec.name)
+    if path is None:
+        raise UserError(
+            f"{where}: pretrained weights for timm model {spec.name!r} are not available offline. Fetch them on a "
+            f"connected machine: {source}; or download the weights file and set {where}.checkpoint: PATH; or set "
+            "pretrained: false to train from scratch"
+        )
+    return path
+
+
+def check_image_encoder(spec, where: str) -> None:
+    if spec.pretrained:
+        timm_weights_file(spec, where)
+
+
+def check_text_encoder(spec, where: str) -> None:
+    if not spec.name:
+        return
+    if not _hf_has(spec.name, ("config.json",)):
+        raise UserError(
+            f"{where}.name: {spec.name!r} is not available offline (no config.json). Put it in "
+            + HF_HINT.format(name=spec.name)
+        )
+    if spec.pretrained and not _hf_has(spec.name, HF_WEIGHTS):
+        raise UserError(
+            f"{where}.name: pretrained weights of {spec.name!r} are not available offline (none of "
+            f"{', '.join(HF_WEIGHTS)}). Put them in " + HF_HINT.format(name=spec.name)
+        )
+
+
+def check_tokenizer(name: str, where: str = "text.tokenizer") -> None:
+    if name == "wordpiece":
+        return
+    if not _hf_has(name, HF_TOKENIZER):
+        raise UserError(
+            f"{where}: tokenizer {name!r} is not available offline (none of {', '.join(HF_TOKENIZER)}). "
+            "Put it in " + HF_HINT.format(name=name) + "; or use 'wordpiece'"
+        )
+
+
+def preflight(configs: dict[str, object], tokenizer: str | None) -> None:
+    """Check every encoder of every model config (name -> family config) and the suite tokenizer."""
+    for name, cfg in configs.items():
+        image = getattr(cfg, "image_encoder", None)
+        if image is not None:
+            check_image_encoder(image, f"models.{name}.image_encoder")
+        text = getattr(cfg, "text_encoder", None)
+        if text is not None:
+            check_text_encoder(text, f"models.{name}.text_encoder")
+    if tokenizer is not None:
+        check_tokenizer(tokenizer)
