@@ -7,6 +7,7 @@ Every user error prints one line ``xmbench: error: ...`` and exits with code 2; 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["models", "tasks", "datasets"])
     lst.set_defaults(func=cmd_list)
 
+    _score_parser(sub, common)
+
     data = sub.add_parser("data", parents=[common], help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
     synth = dsub.add_parser("synth", parents=[common], help="write the synthetic dataset (COCO/Karpathy/VQA formats)")
@@ -69,6 +72,115 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda args: _missing_action(data))
     return parser
+
+
+def _score_parser(sub, common: argparse.ArgumentParser) -> None:
+    score = sub.add_parser("score", parents=[common], help="score prediction files in the official formats")
+    ssub = score.add_subparsers(dest="score_command", metavar="METRIC")
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    p = ssub.add_parser("vqa", parents=[common, out], help="official VQA accuracy of a results file")
+    p.add_argument("--questions", type=Path, required=True, help="v2_OpenEnded_mscoco_*_questions.json")
+    p.add_argument("--annotations", type=Path, required=True, help="v2_mscoco_*_annotations.json")
+    p.add_argument("--results", type=Path, required=True, help='[{"question_id", "answer"}] (official format)')
+    p.add_argument(
+        "--mode",
+        choices=["official", "legacy"],
+        default="official",
+        help="official GT-Vision-Lab evaluator (default) or the older LAVIS/ALBEF variant",
+    )
+    p.set_defaults(func=cmd_score, metric="vqa")
+
+    p = ssub.add_parser("retrieval", parents=[common, out], help="image-text retrieval recall (ALBEF/LAVIS)")
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help='LAVIS eval file [{"image", "caption": [..]}] or a Karpathy dataset_*.json (with --split)',
+    )
+    p.add_argument("--split", default=None, help="Karpathy split (e.g. test)")
+    p.add_argument("--scores", type=Path, required=True, help="images x texts score matrix (.npy)")
+    p.add_argument("--scores-t2i", type=Path, default=None, help="texts x images score matrix (.npy), optional")
+    p.add_argument(
+        "--ties",
+        choices=["pessimistic", "optimistic"],
+        default="pessimistic",
+        help="rank of a ground truth tied with other candidates (default pessimistic; see docs/metrics.md)",
+    )
+    p.set_defaults(func=cmd_score, metric="retrieval")
+
+    p = ssub.add_parser("multilabel", parents=[common, out], help="multi-label mAP against COCO instances")
+    p.add_argument("--annotations", type=Path, required=True, help="instances_*.json")
+    p.add_argument(
+        "--scores",
+        type=Path,
+        required=True,
+        help="images (ascending id) x categories (ascending id) score matrix (.npy)",
+    )
+    p.add_argument("--mode", choices=["nonint", "voc", "voc11", "asl"], default="nonint")
+    p.set_defaults(func=cmd_score, metric="multilabel")
+
+    p = ssub.add_parser("detection", parents=[common, out], help="COCO bbox mAP through pycocotools COCOeval")
+    p.add_argument("--annotations", type=Path, required=True, help="instances_*.json")
+    p.add_argument("--results", type=Path, required=True, help="official detection results JSON")
+    p.add_argument(
+        "--iscrowd-default",
+        type=int,
+        choices=[0, 1],
+        default=None,
+        help="value for annotations without 'iscrowd' (default: refuse such files)",
+    )
+    p.set_defaults(func=cmd_score, metric="detection")
+
+    p = ssub.add_parser("classification", parents=[common, out], help="top-1/top-5 accuracy")
+    p.add_argument("--scores", type=Path, required=True, help="N x C score matrix (.npy)")
+    p.add_argument("--labels", type=Path, required=True, help="N integer labels (.npy)")
+    p.add_argument("--topk", type=int, nargs="+", default=[1, 5])
+    p.set_defaults(func=cmd_score, metric="classification")
+    score.set_defaults(func=lambda args: _missing_action(score))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness import score
+
+    if args.metric == "vqa":
+        result = score.score_vqa(args.questions, args.annotations, args.results, args.mode)
+    elif args.metric == "retrieval":
+        result = score.score_retrieval(args.annotations, args.scores, args.scores_t2i, args.split, args.ties)
+    elif args.metric == "multilabel":
+        result = score.score_multilabel(args.annotations, args.scores, args.mode)
+    elif args.metric == "detection":
+        result = score.score_detection(args.annotations, args.results, args.iscrowd_default)
+    else:
+        result = score.score_classification(args.scores, args.labels, args.topk)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_scores(args.metric, result)
+    return 0
+
+
+def _print_scores(metric: str, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    table = Table(title=f"xmbench score {metric}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in flat.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    for key, value in result.items():
+        if isinstance(value, dict) and value:
+            sub = Table(title=key)
+            sub.add_column("name")
+            sub.add_column("value", justify="right")
+            for name, v in value.items():
+                sub.add_row(str(name), f"{v:.2f}" if isinstance(v, float) else str(v))
+            console.print(sub)
 
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:

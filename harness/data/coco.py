@@ -41,9 +41,36 @@ def _image_path(root: Path, rel: str, where: str, issues: SampleIssues, sample: 
 
 
 def load_instances(ann_path: Path, images_root: Path, split_dir: str, issues: SampleIssues) -> MultilabelSplit:
-    """``instances_*.json`` -> multi-label targets (images in ascending id order)."""
-    data = read_json(ann_path, "COCO instances file")
+    """``instances_*.json`` -> multi-label targets (images in ascending id order) with their image files."""
     where = str(ann_path)
+    images, labels, categories = instance_labels(read_json(ann_path, "COCO instances file"), where, issues)
+    ids, paths = [], []
+    for image_id in sorted(images):
+        path = _image_path(
+            images_root / split_dir, images[image_id]["file_name"], where, issues, f"image id {image_id}"
+        )
+        if path is not None:
+            ids.append(image_id)
+            paths.append(path)
+    return MultilabelSplit(
+        paths,
+        multi_hot(ids, labels, len(categories)),
+        [c["id"] for c in categories],
+        [c["name"] for c in categories],
+        ids,
+    )
+
+
+def multi_hot(ids: list[int], labels: dict[int, set[int]], n_classes: int) -> np.ndarray:
+    """(len(ids), n_classes) uint8 targets; column j is the j-th category in ascending id order."""
+    targets = np.zeros((len(ids), n_classes), dtype=np.uint8)
+    for row, image_id in enumerate(ids):
+        targets[row, sorted(labels[image_id])] = 1
+    return targets
+
+
+def instance_labels(data: dict, where: str, issues: SampleIssues) -> tuple[dict[int, dict], dict[int, set[int]], list]:
+    """Validated images (by id), their label columns, and the categories sorted by id (column order)."""
     categories = sorted(data.get("categories") or [], key=lambda c: c["id"])
     if not categories or "annotations" not in data or "images" not in data:
         raise UserError(f"{where}: needs 'images', 'annotations' and 'categories'; is this an instances_*.json file?")
@@ -65,18 +92,7 @@ def load_instances(ann_path: Path, images_root: Path, split_dir: str, issues: Sa
             issues.bad(where, sample, f"has unknown category id {ann.get('category_id')}")
         else:
             labels[ann["image_id"]].add(col[ann["category_id"]])
-    ids, paths = [], []
-    for image_id in sorted(images):
-        path = _image_path(
-            images_root / split_dir, images[image_id]["file_name"], where, issues, f"image id {image_id}"
-        )
-        if path is not None:
-            ids.append(image_id)
-            paths.append(path)
-    targets = np.zeros((len(ids), len(categories)), dtype=np.uint8)
-    for row, image_id in enumerate(ids):
-        targets[row, sorted(labels[image_id])] = 1
-    return MultilabelSplit(paths, targets, [c["id"] for c in categories], [c["name"] for c in categories], ids)
+    return images, labels, categories
 
 
 class _Builder:

@@ -22,7 +22,8 @@ def task_rows(t, bold: tuple[str, str] = ("**", "**"), star: str = " ★") -> tu
         name = m + (star if m in t.best.get(t.main_metric, []) else "")
         cells = [name, t.kinds.get(m, "")]
         for metric in t.metrics:
-            text = fmt_mean_std(t.mean.loc[m, metric], t.std.loc[m, metric], int(t.n.loc[m, metric] or 0))
+            n = t.n.loc[m, metric]
+            text = fmt_mean_std(t.mean.loc[m, metric], t.std.loc[m, metric], 0 if pd.isna(n) else int(n))
             cells.append(f"{bold[0]}{text}{bold[1]}" if m in t.best.get(metric, []) else text)
         if t.baseline:
             cells.append("baseline" if m == t.baseline else fmt_delta(t.delta.loc[m, t.main_metric]))

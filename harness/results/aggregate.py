@@ -31,6 +31,7 @@ METRIC_ORDER = [
     "txt_r_mean",
     "img_r_mean",
     "r_mean",
+    "itc_r_mean",
 ]
 
 

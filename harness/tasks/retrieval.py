@@ -134,6 +134,9 @@ class RetrievalTask(Task):
             i2t, t2i = sim, sim.t()
         i2t_np, t2i_np = i2t.float().cpu().numpy(), t2i.float().cpu().numpy()
         metrics = retrieval_recall(i2t_np, ex.extra["img2txt"], ex.extra["txt2img"], t2i_np)
+        if head.itm is not None:  # the ITC stage alone, to show what the ITM re-ranking adds
+            sim_np = sim.float().cpu().numpy()
+            metrics["itc_r_mean"] = retrieval_recall(sim_np, ex.extra["img2txt"], ex.extra["txt2img"])["r_mean"]
         top = i2t.topk(min(5, i2t.shape[1]), dim=1).indices.cpu().tolist()
         preds = [
             {"image_id": iid, "top5_texts": t, "hit_at_5": bool(set(t) & set(gt))}
