@@ -10,6 +10,7 @@ Run: ``.venv/bin/python -m pytest benchmarks/test_score_speed.py --benchmark-onl
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -87,7 +88,7 @@ def _answer_pool(rng: random.Random) -> list[str]:
 def vqa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     rng = random.Random(0)
     pool = _answer_pool(rng)
-    weights = [1.0 / (i + 1) for i in range(len(pool))]
+    weights = list(itertools.accumulate(1.0 / (i + 1) for i in range(len(pool))))  # cumulative: Zipf-like use
     types = [
         ("what color is the", "other"),
         ("is there a", "yes/no"),
@@ -97,7 +98,7 @@ def vqa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
         ("what", "other"),
     ]
     questions, annotations, results = [], [], []
-    canon = rng.choices(pool, weights, k=N_QUESTIONS)
+    canon = rng.choices(pool, cum_weights=weights, k=N_QUESTIONS)
     for n in range(N_QUESTIONS):
         qid = (n // 3 + 1) * 1000 + n % 3
         qtype, atype = rng.choice(types)
@@ -108,7 +109,7 @@ def vqa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
             if rng.random() < 0.3 + 0.7 * agree:
                 a = truth if agree > 0.7 else rng.choice(VARIANTS)(truth)
             else:
-                a = rng.choices(pool, weights)[0]
+                a = rng.choices(pool, cum_weights=weights)[0]
             answers.append({"answer": a, "answer_confidence": "yes", "answer_id": k + 1})
         questions.append({"image_id": n // 3 + 1, "question": f"{qtype} ?", "question_id": qid})
         annotations.append(
@@ -121,7 +122,7 @@ def vqa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
                 "answers": answers,
             }
         )
-        pred = truth if rng.random() < 0.6 else rng.choices(pool, weights)[0]
+        pred = truth if rng.random() < 0.6 else rng.choices(pool, cum_weights=weights)[0]
         results.append({"question_id": qid, "answer": rng.choice(VARIANTS)(pred)})
     folder = tmp_path_factory.mktemp("vqa_v2_sized")
     paths = (folder / "questions.json", folder / "annotations.json", folder / "results.json")

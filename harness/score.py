@@ -6,14 +6,29 @@ Only numpy (and pycocotools for detection) is imported: scoring a VQA v2-sized f
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.errors import UserError
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small acyclic objects are built (JSON of a VQA v2
+    annotation file): it halves the parse time. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _json(path: Path, what: str) -> Any:
@@ -47,6 +62,11 @@ def _ids(ids: Sequence[int], limit: int = 5) -> str:
 
 def score_vqa(questions: Path, annotations: Path, results: Path, mode: str = "official") -> dict[str, Any]:
     """Official VQA accuracy of a results file ``[{"question_id", "answer"}]`` against questions + annotations."""
+    with gc_paused():
+        return _score_vqa(questions, annotations, results, mode)
+
+
+def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> dict[str, Any]:
     from harness.metrics.vqa import vqa_accuracy
 
     q_data = _json(questions, "VQA questions file")
