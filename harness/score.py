@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.data.records import read_json
 from harness.errors import UserError
 
 
@@ -32,13 +32,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def _json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
-    try:
-        with path.open("rb") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: {what} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    return read_json(path, what, hint="check the path")
 
 
 def _npy(path: Path, what: str, ndim: int) -> np.ndarray:

@@ -69,18 +69,24 @@ def multi_hot(ids: list[int], labels: dict[int, set[int]], n_classes: int) -> np
     return targets
 
 
+def _images_by_id(entries: list[dict], where: str, issues: SampleIssues) -> dict[int, dict]:
+    """The 'images' of a COCO file by id; a repeated id is a bad sample (the first entry is kept)."""
+    images: dict[int, dict] = {}
+    for im in entries:
+        if im["id"] in images:
+            issues.bad(where, f"image id {im['id']}", "duplicate image id")
+            continue
+        images[im["id"]] = im
+    return images
+
+
 def instance_labels(data: dict, where: str, issues: SampleIssues) -> tuple[dict[int, dict], dict[int, set[int]], list]:
     """Validated images (by id), their label columns, and the categories sorted by id (column order)."""
     categories = sorted(data.get("categories") or [], key=lambda c: c["id"])
     if not categories or "annotations" not in data or "images" not in data:
         raise UserError(f"{where}: needs 'images', 'annotations' and 'categories'; is this an instances_*.json file?")
     col = {c["id"]: i for i, c in enumerate(categories)}
-    images: dict[int, dict] = {}
-    for im in data["images"]:
-        if im["id"] in images:
-            issues.bad(where, f"image id {im['id']}", "duplicate image id")
-            continue
-        images[im["id"]] = im
+    images = _images_by_id(data["images"], where, issues)
     labels: dict[int, set[int]] = {i: set() for i in images}
     for ann in data["annotations"]:
         sample = f"annotation id {ann.get('id')}"
@@ -116,12 +122,7 @@ def load_captions(ann_path: Path, images_root: Path, split_dir: str, issues: Sam
     where = str(ann_path)
     if "annotations" not in data or "images" not in data:
         raise UserError(f"{where}: needs 'images' and 'annotations'; is this a captions_*.json file?")
-    images: dict[int, dict] = {}
-    for im in data["images"]:
-        if im["id"] in images:
-            issues.bad(where, f"image id {im['id']}", "duplicate image id")
-            continue
-        images[im["id"]] = im
+    images = _images_by_id(data["images"], where, issues)
     captions: dict[int, list[str]] = {i: [] for i in images}
     for ann in data["annotations"]:
         if ann.get("image_id") not in images:

@@ -118,15 +118,23 @@ class VqaSplit:
         return split, rows
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON annotation file with a one-line error when it is missing or malformed."""
+DATASET_HINT = "check the dataset path and layout (see docs/datasets.md)"
+
+
+def read_json(path: Path, what: str, hint: str = DATASET_HINT) -> Any:
+    """Read a JSON file with a one-line error when it is missing or malformed."""
     if not path.is_file():
-        raise UserError(f"{path}: {what} not found; check the dataset path and layout (see docs/datasets.md)")
+        raise UserError(f"{path}: {what} not found; {hint}")
     try:
         with path.open("rb") as fh:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: {what} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+
+
+def first_with(candidates: list[Path], marker: str) -> Path | None:
+    """The first folder among ``candidates`` that contains the sub-folder ``marker``."""
+    return next((c for c in candidates if (c / marker).is_dir()), None)
 
 
 def file_digest(paths: list[Path], names: list[str] | None = None) -> str:

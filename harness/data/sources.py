@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.data import coco, imagefolder, vqa
 from harness.data.issues import SampleIssues
-from harness.data.records import file_digest
+from harness.data.records import file_digest, first_with
 from harness.errors import UserError
 from harness.suite.schema import SYNTHETIC, SyntheticSpec
 
@@ -85,9 +85,9 @@ class DataSource:
         else ROOT, else ROOT/images."""
         setting = self._images_setting()
         candidates = [setting] if setting is not None else [self.root, self.root / "images"]
-        for c in candidates:
-            if (c / marker).is_dir():
-                return c
+        found = first_with(candidates, marker)
+        if found is not None:
+            return found
         looked = ", ".join(str(c / marker) for c in candidates)
         raise UserError(
             f"datasets.{self.name}: image folder {marker}/ not found (looked for {looked}); set the dataset's "

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import VqaSplit, read_json
+from harness.data.records import VqaSplit, first_with, read_json
 from harness.errors import UserError
 
 SUBDIRS = ("", "questions", "annotations", "Questions", "Annotations")
@@ -135,9 +135,9 @@ def find_images_root(root: Path, images: Path | None, split: str) -> Path:
             root.parent / "coco" / "images",
         ]
     )
-    for c in candidates:
-        if (c / folder).is_dir():
-            return c
+    found = first_with(candidates, folder)
+    if found is not None:
+        return found
     looked = ", ".join(str(c / folder) for c in candidates)
     raise UserError(
         f"{root}: COCO images for VQA split {split!r} not found (looked for {looked}); put or symlink the COCO "
