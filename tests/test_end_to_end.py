@@ -164,3 +164,20 @@ def test_fp16_needs_cuda(tiny_suite, tmp_path: Path, capsys) -> None:
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "hardware.precision: fp16 needs a CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_same_suite_twice_gives_identical_numbers(tiny_suite, tmp_path: Path) -> None:
+    """Seeded and deterministic: two fresh runs of the same suite agree to the last digit."""
+    path = tiny_suite(
+        seeds=[3],
+        train={"steps": 4, "batch_size": 8, "allow_overrides": ["lr"]},
+        tasks={"vqa": {"type": "vqa", "dataset": "shapes-vqa", "models": ["xbert"], "answer_min_count": 1}},
+    )
+    frames = []
+    for out in ("a", "b"):
+        assert main(["run", str(path), "--out", str(tmp_path / out)]) == 0
+        frames.append(pd.read_csv(tmp_path / out / "results.csv"))
+        log = (next((tmp_path / out / "runs").rglob("log.jsonl"))).read_text().splitlines()
+        frames.append(pd.DataFrame([json.loads(x)["loss"] for x in log]))
+    pd.testing.assert_frame_equal(frames[0], frames[2])
+    pd.testing.assert_frame_equal(frames[1], frames[3])
