@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import MultilabelSplit, RetrievalSplit, read_json
+from harness.data.records import MultilabelSplit, RetrievalSplit, index_unique, read_json
 from harness.errors import UserError
 
 
@@ -69,24 +69,13 @@ def multi_hot(ids: list[int], labels: dict[int, set[int]], n_classes: int) -> np
     return targets
 
 
-def _images_by_id(entries: list[dict], where: str, issues: SampleIssues) -> dict[int, dict]:
-    """The 'images' of a COCO file by id; a repeated id is a bad sample (the first entry is kept)."""
-    images: dict[int, dict] = {}
-    for im in entries:
-        if im["id"] in images:
-            issues.bad(where, f"image id {im['id']}", "duplicate image id")
-            continue
-        images[im["id"]] = im
-    return images
-
-
 def instance_labels(data: dict, where: str, issues: SampleIssues) -> tuple[dict[int, dict], dict[int, set[int]], list]:
     """Validated images (by id), their label columns, and the categories sorted by id (column order)."""
     categories = sorted(data.get("categories") or [], key=lambda c: c["id"])
     if not categories or "annotations" not in data or "images" not in data:
         raise UserError(f"{where}: needs 'images', 'annotations' and 'categories'; is this an instances_*.json file?")
     col = {c["id"]: i for i, c in enumerate(categories)}
-    images = _images_by_id(data["images"], where, issues)
+    images = index_unique(data["images"], "id", "image id", "duplicate image id", where, issues)
     labels: dict[int, set[int]] = {i: set() for i in images}
     for ann in data["annotations"]:
         sample = f"annotation id {ann.get('id')}"
@@ -122,7 +111,7 @@ def load_captions(ann_path: Path, images_root: Path, split_dir: str, issues: Sam
     where = str(ann_path)
     if "annotations" not in data or "images" not in data:
         raise UserError(f"{where}: needs 'images' and 'annotations'; is this a captions_*.json file?")
-    images = _images_by_id(data["images"], where, issues)
+    images = index_unique(data["images"], "id", "image id", "duplicate image id", where, issues)
     captions: dict[int, list[str]] = {i: [] for i in images}
     for ann in data["annotations"]:
         if ann.get("image_id") not in images:

@@ -84,10 +84,3 @@ def decode_images(
         fingerprint=files_fingerprint(paths),
     )
     return images
-
-
-def clear_cache() -> None:
-    """Forget decoded images held in this process (the files in the on-disk cache stay)."""
-    from harness.data.image_cache import clear_memo
-
-    clear_memo()

@@ -132,6 +132,20 @@ def read_json(path: Path, what: str, hint: str = DATASET_HINT) -> Any:
         raise UserError(f"{path}: {what} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
 
 
+def index_unique(
+    entries: list[dict], key: str, noun: str, reason: str, where: str | Path, issues: Any
+) -> dict[Any, dict]:
+    """Entries by ``entry[key]``; a repeated key is a bad sample ``"<noun> <key value>: <reason>"`` reported to
+    ``issues`` (the first entry is kept)."""
+    out: dict[Any, dict] = {}
+    for entry in entries:
+        if entry[key] in out:
+            issues.bad(where, f"{noun} {entry[key]}", reason)
+            continue
+        out[entry[key]] = entry
+    return out
+
+
 def first_with(candidates: list[Path], marker: str) -> Path | None:
     """The first folder among ``candidates`` that contains the sub-folder ``marker``."""
     return next((c for c in candidates if (c / marker).is_dir()), None)

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import VqaSplit, first_with, read_json
+from harness.data.records import VqaSplit, first_with, index_unique, read_json
 from harness.errors import UserError
 
 SUBDIRS = ("", "questions", "annotations", "Questions", "Annotations")
@@ -110,13 +110,7 @@ def _annotations(a_path: Path, issues: SampleIssues) -> dict[int, dict]:
     anns = anns.get("annotations") if isinstance(anns, dict) else None
     if not isinstance(anns, list):
         raise UserError(f"{a_path}: no 'annotations' list; is this a v2_mscoco_*_annotations.json file?")
-    by_q: dict[int, dict] = {}
-    for a in anns:
-        if a["question_id"] in by_q:
-            issues.bad(a_path, f"question id {a['question_id']}", "duplicate annotation")
-            continue
-        by_q[a["question_id"]] = a
-    return by_q
+    return index_unique(anns, "question_id", "question id", "duplicate annotation", a_path, issues)
 
 
 def find_images_root(root: Path, images: Path | None, split: str) -> Path:

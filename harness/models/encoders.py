@@ -7,7 +7,6 @@ Face cache. When they are missing the error says exactly what to fetch and where
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,43 +25,6 @@ def set_offline() -> None:
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None and os.environ["HF_HUB_OFFLINE"] not in ("0", "false", "False"):
         constants.HF_HUB_OFFLINE = True  # the module read the variable at import time
-
-
-def locate_timm_weights(name: str) -> tuple[Path | None, str]:
-    """Find pretrained weights of a timm model on disk only: the HF cache, the torch hub cache, or a cfg file.
-
-    Returns (path or None, a human description of where they come from).
-    """
-    import timm
-    import torch.hub
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        return None, f"timm has no pretrained weights for {name!r}"
-    if cfg.file and Path(cfg.file).is_file():
-        return Path(cfg.file), cfg.file
-    if cfg.hf_hub_id:
-        from huggingface_hub import try_to_load_from_cache
-
-        repo, _, revision = cfg.hf_hub_id.partition("@")
-        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
-        for filename in names:
-            hit = try_to_load_from_cache(repo, filename, revision=revision or None)
-            if isinstance(hit, str) and Path(hit).is_file():
-                return Path(hit), f"huggingface.co/{repo}"
-    if cfg.url:
-        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
-        if path.is_file():
-            return path, cfg.url
-    if cfg.hf_hub_id:
-        repo = cfg.hf_hub_id.partition("@")[0]
-        return None, (
-            f"`huggingface-cli download {repo} {cfg.hf_hub_filename or 'model.safetensors'}` (goes to "
-            f"the Hugging Face cache, ~/.cache/huggingface/hub or $HF_HOME)"
-        )
-    if cfg.url:
-        return None, f"{cfg.url} into {Path(torch.hub.get_dir()) / 'checkpoints'}"
-    return None, f"the weights of {name!r}"
 
 
 class ImageEncoder(nn.Module):
@@ -95,11 +57,9 @@ def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn
     """``timm.create_model`` without a classifier, at the suite's image size, loading weights only from disk."""
     import timm
 
-    if not timm.is_model(spec.name):
-        from harness.errors import did_you_mean
+    from harness.models.weights import check_timm_name
 
-        hint = did_you_mean(spec.name, timm.list_models())
-        raise UserError(f"{where}.name: unknown timm model {spec.name!r}.{hint} See timm.list_models() for names.")
+    check_timm_name(spec.name, f"{where}.name")
     kwargs = dict(spec.args)
     kwargs.setdefault("num_classes", 0)
     if spec.drop_path:

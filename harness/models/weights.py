@@ -5,6 +5,7 @@ Nothing is downloaded. A missing weight stops the command (exit 2) with the weig
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from harness.errors import UserError
@@ -36,6 +37,54 @@ def _hf_has(name: str, files: tuple[str, ...]) -> bool:
     return False
 
 
+def locate_timm_weights(name: str) -> tuple[Path | None, str]:
+    """Find pretrained weights of a timm model on disk only: the HF cache, the torch hub cache, or a cfg file.
+
+    Returns (path or None, a human description of where they come from).
+    """
+    import timm
+    import torch.hub
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        return None, f"timm has no pretrained weights for {name!r}"
+    if cfg.file and Path(cfg.file).is_file():
+        return Path(cfg.file), cfg.file
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        for filename in names:
+            hit = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return Path(hit), f"huggingface.co/{repo}"
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        if path.is_file():
+            return path, cfg.url
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.partition("@")[0]
+        return None, (
+            f"`huggingface-cli download {repo} {cfg.hf_hub_filename or 'model.safetensors'}` (goes to "
+            f"the Hugging Face cache, ~/.cache/huggingface/hub or $HF_HOME)"
+        )
+    if cfg.url:
+        return None, f"{cfg.url} into {Path(torch.hub.get_dir()) / 'checkpoints'}"
+    return None, f"the weights of {name!r}"
+
+
+def check_timm_name(name: str, where: str) -> None:
+    """An unknown timm model name is a UserError with "did you mean"."""
+    import timm
+
+    if not timm.is_model(name):
+        from harness.errors import did_you_mean
+
+        hint = did_you_mean(name, timm.list_models())
+        raise UserError(f"{where}: unknown timm model {name!r}.{hint} See timm.list_models() for names")
+
+
 def timm_weights_file(spec, where: str) -> Path:
     """The local weights file of a pretrained image encoder: its ``checkpoint``, or the timm/HF/torch-hub cache."""
     if spec.checkpoint:
@@ -43,8 +92,6 @@ def timm_weights_file(spec, where: str) -> Path:
         if not path.is_file():
             raise UserError(f"{where}.checkpoint: file {spec.checkpoint!r} does not exist; point it at a weights file")
         return path
-    from harness.models.encoders import locate_timm_weights
-
     path, source = locate_timm_weights(spec.name)
     if path is None:
         raise UserError(
@@ -86,10 +133,11 @@ def check_tokenizer(name: str, where: str = "text.tokenizer") -> None:
 
 
 def preflight(configs: dict[str, object], tokenizer: str | None) -> None:
-    """Check every encoder of every model config (name -> family config) and the suite tokenizer."""
+    """Check every encoder of every model config (name -> family config: timm names, weights) and the tokenizer."""
     for name, cfg in configs.items():
         image = getattr(cfg, "image_encoder", None)
         if image is not None:
+            check_timm_name(image.name, f"models.{name}.image_encoder.name")
             check_image_encoder(image, f"models.{name}.image_encoder")
         text = getattr(cfg, "text_encoder", None)
         if text is not None:

@@ -125,11 +125,9 @@ def fmt_delta(x: float | None) -> str:
 
 def settings_rows(suite: Suite) -> list[tuple[str, str]]:
     """(block, 'key=value, ...') lines of the settings every pairing shares."""
-    train = suite.train.model_dump(mode="json", exclude={"allow_overrides"})
-    length = f"epochs={train.pop('epochs')}" if suite.train.epochs else f"steps={train.pop('steps')}"
-    train.pop("epochs", None)
-    train.pop("steps", None)
-    lr_mult = train.pop("lr_mult")
+    train = suite.train.model_dump(mode="json", exclude={"allow_overrides", "epochs", "steps", "lr_mult"})
+    length = f"epochs={suite.train.epochs}" if suite.train.epochs else f"steps={suite.train.steps}"
+    lr_mult = suite.train.lr_mult.model_dump()
     parts = [length] + [f"{k}={v}" for k, v in train.items()]
     parts.append("lr_mult=" + "/".join(f"{k}:{v:g}" for k, v in lr_mult.items()))
     return [

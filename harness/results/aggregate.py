@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from harness.tasks import MAIN_METRIC
+
 COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "metric", "value", "run_id", "fingerprint"]
-MAIN_METRIC = {"classification": "top1", "multilabel": "mAP", "retrieval": "r_mean", "vqa": "vqa_accuracy"}
 METRIC_ORDER = [
     "top1",
     "top5",

@@ -87,7 +87,6 @@ def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -
                     dataset_path(dname, dspec, data_root, suite.synthetic, generate=False)
                 except UserError as exc:
                     raise UserError(f"{where}: {exc}") from exc
-    _check_timm_names(models, where)
     from harness.models.weights import preflight
 
     reads_text = any("text" in m.family.modalities for m in models.values())
@@ -119,25 +118,3 @@ def _resolve_train(suite: Suite, name: str, overrides: dict[str, Any], where: st
             f"{where}: {format_validation_error(exc, TrainSpec, prefix=('models', name, 'train'))}"
         ) from exc
     return train, dict(overrides)
-
-
-def _check_timm_names(models: dict[str, ResolvedModel], where: str) -> None:
-    names = {
-        (m.name, enc.name)
-        for m in models.values()
-        for enc in [getattr(m.config, "image_encoder", None)]
-        if enc is not None
-    }
-    if not names:
-        return
-    import timm
-
-    from harness.errors import did_you_mean
-
-    for model_name, timm_name in sorted(names):
-        if not timm.is_model(timm_name):
-            hint = did_you_mean(timm_name, timm.list_models())
-            raise UserError(
-                f"{where}: models.{model_name}.image_encoder.name: unknown timm model {timm_name!r}.{hint} "
-                "See timm.list_models() for names"
-            )

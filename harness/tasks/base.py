@@ -98,12 +98,11 @@ class Batcher:
 class Task:
     """Base class of the four task types.
 
-    Subclasses set ``type`` and ``main_metric`` and implement the methods below.
+    Subclasses set ``type`` and implement the methods below; what a task type requires of a model and its main
+    metric are in the torch-free tables of :mod:`harness.tasks`.
     """
 
     type: ClassVar[str] = ""
-    main_metric: ClassVar[str] = ""
-    needs: ClassVar[frozenset[str]] = frozenset()  # modalities the task *requires* of a model
 
     def __init__(self, name: str, spec: Any) -> None:
         self.name = name

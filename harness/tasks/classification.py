@@ -25,8 +25,6 @@ def _prompt_tokens(ctx: PrepareContext, prompt: str, n: int) -> tuple[torch.Tens
 class _ImageLabelTask(Task):
     """Shared by single- and multi-label classification: image examples, a linear head, the prompt as text."""
 
-    needs = frozenset({"image"})
-
     def _targets(self, rec) -> torch.Tensor:
         raise NotImplementedError
 
@@ -53,7 +51,6 @@ class ClassificationTask(_ImageLabelTask):
     """Linear head + cross-entropy; top-1/top-5 accuracy. Models that read text get ``prompt`` as their text."""
 
     type = "classification"
-    main_metric = "top1"
 
     def _targets(self, rec) -> torch.Tensor:
         return torch.tensor(rec.labels, dtype=torch.long)
@@ -84,7 +81,6 @@ class MultilabelTask(_ImageLabelTask):
     """Linear head + BCE; macro mAP over classes with positives (see docs/metrics.md)."""
 
     type = "multilabel"
-    main_metric = "mAP"
 
     def _targets(self, rec) -> torch.Tensor:
         return torch.from_numpy(rec.targets.astype(np.float32))

@@ -51,8 +51,6 @@ def select(enc: Encoded, idx: torch.Tensor) -> Encoded:
 
 class RetrievalTask(Task):
     type = "retrieval"
-    main_metric = "r_mean"
-    needs = frozenset({"image", "text"})
 
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         parts = []

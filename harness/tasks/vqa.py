@@ -23,8 +23,6 @@ ANSWER_TYPE_METRIC = {"yes/no": "vqa_yesno", "number": "vqa_number", "other": "v
 
 class VqaTask(Task):
     type = "vqa"
-    main_metric = "vqa_accuracy"
-    needs = frozenset()
 
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         train_images, train_rec, train_rows = split_images(ctx, source.load(self.type, splits[0]), self.name)
