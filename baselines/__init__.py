@@ -1,7 +1,5 @@
-"""Shipped model families, registered exactly like user models.
-
-Importing this package registers: ``timm`` (image-only), ``bert`` (text-only), ``dual`` (CLIP-style dual encoder)
-and ``xbert`` (the cross-modal BERT family with single-stream, cross-attention, sum and concat fusion).
+"""Shipped model families, registered exactly like a user's: through the ``xmbench.models`` entry points in
+``pyproject.toml`` (``timm`` image-only, ``bert`` text-only, ``dual`` CLIP-style dual encoder, ``xbert`` the
+cross-modal BERT family). Importing this package imports nothing; each family's module is imported only when a suite
+names it.
 """
-
-from baselines import crossmodal, dual, text, vision  # noqa: F401  (registration side effects)

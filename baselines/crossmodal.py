@@ -85,8 +85,8 @@ class CrossModalBert(XModel):
     def __init__(self, cfg: CrossModalConfig, ctx: BuildContext) -> None:
         super().__init__()
         self.cfg = cfg
-        self.image = ImageEncoder(cfg.image_encoder, ctx.image_size, where="image_encoder")
-        self.text = TextEncoder(cfg.text_encoder, ctx.vocab_size, ctx.pad_token_id, ctx.max_text_len)
+        self.image = ImageEncoder(cfg.image_encoder, ctx)
+        self.text = TextEncoder(cfg.text_encoder, ctx)
         h, dv = self.text.hidden_size, self.image.num_features
         self.image_dim, self.text_dim = dv, h
         fusion: dict[str, nn.Module] = {}

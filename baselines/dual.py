@@ -32,8 +32,8 @@ class DualEncoder(XModel):
 
     def __init__(self, cfg: DualConfig, ctx: BuildContext) -> None:
         super().__init__()
-        self.image = ImageEncoder(cfg.image_encoder, ctx.image_size, where="image_encoder")
-        self.text = TextEncoder(cfg.text_encoder, ctx.vocab_size, ctx.pad_token_id, ctx.max_text_len)
+        self.image = ImageEncoder(cfg.image_encoder, ctx)
+        self.text = TextEncoder(cfg.text_encoder, ctx)
         self.image_dim, self.text_dim = self.image.num_features, self.text.hidden_size
         self.feature_dim = self.image_dim
 

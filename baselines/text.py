@@ -26,7 +26,7 @@ class TextOnly(XModel):
 
     def __init__(self, cfg: BertConfigSpec, ctx: BuildContext) -> None:
         super().__init__()
-        self.text = TextEncoder(cfg.text_encoder, ctx.vocab_size, ctx.pad_token_id, ctx.max_text_len)
+        self.text = TextEncoder(cfg.text_encoder, ctx)
         self.feature_dim = self.text_dim = self.text.hidden_size
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ class ImageOnly(XModel):
 
     def __init__(self, cfg: TimmConfig, ctx: BuildContext) -> None:
         super().__init__()
-        self.image = ImageEncoder(cfg.image_encoder, ctx.image_size, where="image_encoder")
+        self.image = ImageEncoder(cfg.image_encoder, ctx)
         self.feature_dim = self.image_dim = self.image.num_features
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -4,7 +4,8 @@ Run: ``.venv/bin/python -m pytest benchmarks/test_score_speed.py --benchmark-onl
 
 * VQA: scoring a VQA v2-sized results file (214,354 questions, 10 human answers each, realistic answer repetition and
   surface variants) with ``xmbench score vqa`` as a whole process must be at least 10x faster than a straightforward
-  whole-process port of the official evaluator (``benchmarks/reference_vqa_score.py``), and give the same number.
+  whole-process port of the official evaluator (``benchmarks/reference_vqa_score.py``), and give the same number. Runs
+  alternate (ours, reference, ours, ...); the goal holds for the median ratio (``XMBENCH_VQA_PAIRS`` pairs, default 3).
 * Retrieval: recall on a 5,000 x 25,000 score matrix in under 1 s on 2 cores, with extra memory bounded by a chunk.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -139,40 +142,43 @@ def _run(argv: list[str]) -> tuple[float, dict]:
 
 
 def test_vqa_score_whole_process(benchmark, vqa_files: tuple[Path, Path, Path]) -> None:
+    """Whole processes, same files, same number printed; interleaved (ours, reference, ours, reference, ...) so that
+    load from other users of a shared machine hits both sides alike. The ratio of each pair is reported as the median
+    and range over ``XMBENCH_VQA_PAIRS`` pairs (default 3)."""
     q, a, r = (str(p) for p in vqa_files)
-    ours = [
-        sys.executable,
-        "-m",
-        "harness",
-        "score",
-        "vqa",
-        "--questions",
-        q,
-        "--annotations",
-        a,
-        "--results",
-        r,
-        "--json",
-    ]
+    ours = [sys.executable, "-m", "harness", "score", "vqa", "--questions", q, "--annotations", a, "--results", r]
+    ours.append("--json")
     reference = [sys.executable, str(ROOT / "benchmarks" / "reference_vqa_score.py"), q, a, r]
-    result = benchmark.pedantic(lambda: _run(ours), rounds=3, iterations=1, warmup_rounds=0)
+    pairs: list[tuple[float, float]] = []
+
+    def pair() -> dict:
+        ours_s, result = _run(ours)
+        ref_s, ref = _run(reference)
+        assert result["overall"] == ref["overall"]
+        pairs.append((ours_s, ref_s))
+        return result
+
+    rounds = int(os.environ.get("XMBENCH_VQA_PAIRS", "3"))
+    result = benchmark.pedantic(pair, rounds=rounds, iterations=1, warmup_rounds=0)
     if not benchmark.enabled:
         return
-    ours_s = benchmark.stats.stats.median
-    ref_s, ref = _run(reference)
-    ratio = ref_s / ours_s
+    ratios = sorted(ref_s / ours_s for ours_s, ref_s in pairs)
+    ratio = statistics.median(ratios)
+    ours_med = statistics.median(o for o, _ in pairs)
+    ref_med = statistics.median(f for _, f in pairs)
     benchmark.extra_info.update(
         questions=N_QUESTIONS,
-        xmbench_s=round(ours_s, 2),
-        reference_s=round(ref_s, 2),
-        ratio=round(ratio, 1),
-        overall=result[1]["overall"],
+        xmbench_s=[round(o, 2) for o, _ in pairs],
+        reference_s=[round(f, 2) for _, f in pairs],
+        ratio_median=round(ratio, 1),
+        ratio_range=[round(ratios[0], 1), round(ratios[-1], 1)],
+        overall=result["overall"],
     )
     print(
-        f"\nVQA scoring, whole process, {N_QUESTIONS:,} questions: xmbench {ours_s:.2f} s, straightforward port "
-        f"{ref_s:.2f} s -> {ratio:.1f}x; overall {result[1]['overall']} (reference {ref['overall']})"
+        f"\nVQA scoring, whole process, {N_QUESTIONS:,} questions, {len(pairs)} interleaved pairs: xmbench "
+        f"{ours_med:.2f} s, straightforward port {ref_med:.2f} s (medians) -> {ratio:.1f}x "
+        f"[{ratios[0]:.1f}-{ratios[-1]:.1f}]; overall {result['overall']} in both"
     )
-    assert result[1]["overall"] == ref["overall"]
     assert ratio >= VQA_GOAL
 
 

@@ -14,7 +14,14 @@ import traceback
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import UserError
+from harness.errors import UserError, os_error_message
+
+
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes get the same one line as every other error (argparse prints usage, then the error)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"xmbench: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -26,7 +33,7 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xmbench",
         description="Check cross-modal BERT claims against fair baselines: declarative suites, one training recipe "
         "for every pairing, official metrics, reports.",
@@ -35,28 +42,59 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xmbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="train and evaluate every (task, model, seed) of a suite")
-    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<suite name>)")
-    run.add_argument(
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, to register its model types (repeatable); a suite never imports code itself",
+    )
+    data_root = argparse.ArgumentParser(add_help=False)
+    data_root.add_argument(
         "--data-root",
         type=Path,
         default=None,
         help="where relative dataset paths resolve (default: $XMBENCH_DATA, else the current directory)",
     )
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--out", type=Path, default=None, help="the suite's output folder (default: reports/<suite name>)")
+
+    run = sub.add_parser(
+        "run", parents=[common, plugins, data_root, out], help="train and evaluate every (task, model, seed) of a suite"
+    )
+    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
     run.set_defaults(func=cmd_run)
 
-    val = sub.add_parser("validate", parents=[common], help="check a suite without running it")
+    val = sub.add_parser(
+        "validate", parents=[common, plugins, data_root], help="check a suite (and build its models) without training"
+    )
     val.add_argument("suite", type=Path)
-    val.add_argument("--data-root", type=Path, default=None)
     val.set_defaults(func=cmd_validate)
 
-    rep = sub.add_parser("report", parents=[common], help="rebuild the report of a suite from its run folders")
+    pln = sub.add_parser(
+        "plan", parents=[common, plugins, data_root, out], help="list a suite's runs, fingerprints and their state"
+    )
+    pln.add_argument("suite", type=Path)
+    pln.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    pln.set_defaults(func=cmd_plan)
+
+    rep = sub.add_parser(
+        "report",
+        parents=[common, plugins, data_root, out],
+        help="rebuild the report of a suite from its run folders (exactly the runs of its current plan)",
+    )
     rep.add_argument("suite", type=Path)
-    rep.add_argument("--out", type=Path, default=None, help="the suite's output folder (default: reports/<suite>)")
+    rep.add_argument(
+        "--device",
+        default=None,
+        help="the device type the runs were made on, when it is not this machine's (default: the one most runs match)",
+    )
     rep.set_defaults(func=cmd_report)
 
-    lst = sub.add_parser("list", parents=[common], help="list registered model types, task types or dataset kinds")
+    lst = sub.add_parser(
+        "list", parents=[common, plugins], help="list registered model types, task types or dataset kinds"
+    )
     lst.add_argument("what", choices=["models", "tasks", "datasets"])
     lst.set_defaults(func=cmd_list)
 
@@ -69,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    synth.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     synth.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda args: _missing_action(data))
     return parser
@@ -208,15 +247,27 @@ def _data_root(arg: Path | None) -> Path:
     return resolve_data_root(arg)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace):
+    """Plug-ins named on the command line first, then the suite."""
+    from harness.models import load_plugins
     from harness.suite import load_suite
+
+    load_plugins(getattr(args, "plugin", []) or [])
+    return load_suite(args.suite)
+
+
+def _out(args: argparse.Namespace, suite) -> Path:
+    return args.out or Path("reports") / (suite.name or args.suite.stem)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
     from harness.suite.check import check_suite
 
-    suite = load_suite(args.suite)
-    models = check_suite(suite, args.suite, _data_root(args.data_root))
+    suite = _load(args)
+    models = check_suite(suite, args.suite, _data_root(args.data_root), build=True)
     runs = sum(len(t.models) for t in suite.tasks.values()) * len(suite.seeds)
     print(
-        f"{args.suite}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s), {len(models)} model(s), "
+        f"{args.suite}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s), {len(models)} model(s) built, "
         f"{len(suite.seeds)} seed(s) -> {runs} run(s)"
     )
     return 0
@@ -224,69 +275,121 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import failures_message, run_suite
-    from harness.suite import load_suite
 
-    suite = load_suite(args.suite)
-    out = args.out or Path("reports") / (suite.name or args.suite.stem)
+    suite = _load(args)
+    out = _out(args, suite)
     console = _console()
     outcome = run_suite(suite, args.suite, out, _data_root(args.data_root), console)
     ok = len(outcome.records) - len(outcome.failed)
-    console.log(f"{ok}/{len(outcome.records)} runs finished ({outcome.reused} reused) in {outcome.seconds:.0f}s")
+    elsewhere = f", {len(outcome.claimed_elsewhere)} left to another process" if outcome.claimed_elsewhere else ""
+    console.log(
+        f"{ok}/{len(outcome.records)} runs finished ({outcome.reused} reused{elsewhere}) in {outcome.seconds:.0f}s"
+    )
     print(f"report: {out / 'report.html'} (also report.md, results.csv, summary.json)")
     if outcome.failed:
         raise UserError(failures_message(outcome))
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.results.aggregate import load_records
-    from harness.suite import load_suite
+def _plan_for_folder(args: argparse.Namespace, suite, out: Path):
+    """The plan, and its runs on the device type that the folder's runs were made on (see ``report --device``)."""
+    from harness.results.record import read_record
+    from harness.runner import plan_suite
 
-    suite = load_suite(args.suite)
-    out = args.out or Path("reports") / (suite.name or args.suite.stem)
-    if not (out / "runs").is_dir():
-        raise UserError(f"{out}: no runs/ folder; run `xmbench run {args.suite}` first or pass --out")
-    records = [r for r in load_records(out) if r.get("task") in suite.tasks]
-    paths = write_report(suite, _latest(records), out)
-    print(f"report: {paths['html']} ({len(records)} run records)")
+    plan = plan_suite(suite, args.suite, _data_root(args.data_root), _console(), build=False)
+    if getattr(args, "device", None):
+        return plan, plan.runs_on(args.device.split(":")[0])
+    best, best_hits = plan.runs, -1
+    for device in dict.fromkeys([plan.device.type, "cuda", "cpu", "mps"]):
+        runs = plan.runs_on(device)
+        hits = sum(read_record(out / r.folder) is not None for r in runs)
+        if hits > best_hits:
+            best, best_hits = runs, hits
+    return plan, best
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.results.collect import collect
+
+    suite = _load(args)
+    out = _out(args, suite)
+    _, runs = _plan_for_folder(args, suite, out)
+    found = collect(out, runs)
+    state = {r.run_id: r.status for r in found.records}
+    state.update({r: "in progress" for r in found.in_progress})
+    state.update({r: "missing" for r in found.missing})
+    rows = [
+        {
+            "run_id": s.run_id,
+            "fingerprint": s.fingerprint,
+            "folder": s.folder,
+            "device": s.device,
+            "state": state[s.run_id],
+        }
+        for s in runs
+    ]
+    if args.json:
+        other = [{"folder": o.folder, "run_id": o.run_id, "reason": o.reason} for o in found.other]
+        print(json.dumps({"suite": suite.name, "out": str(out), "runs": rows, "not_part_of_this_plan": other}))
+        return 0
+    for row in rows:
+        print(f"{row['run_id']:40s} {row['fingerprint'][:16]}  {row['state']}")
+    for o in found.other:
+        print(f"{o.folder}: not part of this plan ({o.reason})")
     return 0
 
 
-def _latest(records: list[dict]) -> list[dict]:
-    """Keep one record per run_id (the finished one if any), for reports rebuilt from disk."""
-    best: dict[str, dict] = {}
-    for r in records:
-        cur = best.get(r["run_id"])
-        if cur is None or (cur.get("status") != "ok" and r.get("status") == "ok"):
-            best[r["run_id"]] = r
-    return list(best.values())
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.runner import write_plan_report
+
+    suite = _load(args)
+    out = _out(args, suite)
+    if not (out / "runs").is_dir():
+        raise UserError(f"{out}: no runs/ folder; run `xmbench run {args.suite}` first or pass --out")
+    plan, runs = _plan_for_folder(args, suite, out)
+    paths = write_plan_report(plan, out, runs)
+    print(f"report: {paths['html']} ({len(runs)} planned runs)")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from harness.models import load_plugins
+
+    load_plugins(getattr(args, "plugin", []) or [])
     if args.what == "models":
         from harness.models import load_families
 
         reg = load_families()
         for name in reg:
             fam = reg.get(name)
-            print(f"{name:10s} {fam.kind:12s} {(fam.description or '').strip().splitlines()[0]}")
+            print(f"{name:10s} {fam.kind:12s} {(fam.description or '').strip().splitlines()[0]}  [{fam.source}]")
     elif args.what == "tasks":
-        from harness.tasks import MAIN_METRIC
+        from harness.tasks import task_registry
 
-        for name, metric in MAIN_METRIC.items():
-            print(f"{name:15s} main metric: {metric}")
+        reg = task_registry()
+        for name in reg:
+            cls = reg.get(name)
+            needs = ", ".join(sorted(cls.requires)) or "image or text"
+            print(f"{name:15s} main metric: {cls.main_metric:13s} needs: {needs}")
     else:
-        from harness.data.sources import DEFAULT_SPLITS
+        from harness.data.kinds import DATASET_KINDS
 
-        for kind, tasks in DEFAULT_SPLITS.items():
-            print(f"{kind:12s} " + ", ".join(f"{t} ({a} -> {b})" for t, (a, b) in tasks.items()))
+        for kind in DATASET_KINDS:
+            splits = DATASET_KINDS.get(kind).splits
+            print(f"{kind:12s} " + ", ".join(f"{t} ({a} -> {b})" for t, (a, b) in splits.items()))
     return 0
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from harness.data.synthetic import generate
 
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"{args.out}: exists and is not a folder; choose another --out")
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.force:
+        raise UserError(
+            f"{args.out}: the folder is not empty; choose an empty or new --out, or add --force to write into it "
+            "(files with the same names are replaced)"
+        )
     manifest = generate(args.out, images=args.images, seed=args.seed, size=args.size)
     counts = ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items())
     print(f"wrote synthetic dataset to {args.out} ({counts})")
@@ -312,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xmbench: interrupted; finished runs are kept and will be reused", file=sys.stderr)
         return 130
+    except OSError as exc:  # the file system said no: permissions, a full disk, a read-only mount
+        if args.debug:
+            traceback.print_exc()
+        print(f"xmbench: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug, not a user error
         if args.debug:
             raise

@@ -7,6 +7,7 @@ Every problem a user can fix (a malformed suite, a missing file, an unknown name
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -40,3 +41,24 @@ def available(choices: Iterable[str], limit: int = 12) -> str:
     shown = ", ".join(items[:limit])
     more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
     return f"Available: {shown}{more}."
+
+
+_OS_HINTS = {
+    errno.EACCES: "check the permissions, or choose another location (--out)",
+    errno.EPERM: "check the permissions, or choose another location (--out)",
+    errno.EROFS: "the file system is read-only; choose a writable location (--out)",
+    errno.ENOSPC: "the disk is full; free some space or choose another location (--out); finished runs are kept",
+    errno.EDQUOT: "the disk quota is exhausted; free some space or choose another location (--out)",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "it is a folder; give a file",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an error from the file system: the path, what went wrong, what to do."""
+    where = exc.filename if exc.filename is not None else "file system"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or -1, "check the path and the file system")
+    return " ".join(f"{where}: {what}; {hint}".split())

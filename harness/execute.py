@@ -1,4 +1,4 @@
-"""Execute one RunSpec into one run folder: seed, build, train, evaluate, write.
+"""Execute one RunSpec into one run folder: seed, build, train, evaluate, write its ``RunRecord``.
 
 The data (decoded images, tokens) is prepared once per task by the runner and shared by every model and seed of that
 task; each run only builds its model and head, trains and evaluates.
@@ -22,8 +22,9 @@ from harness.errors import RunFailed, UserError
 from harness.models import BuildContext
 from harness.models.contract import check_forward
 from harness.plan import RunSpec
+from harness.results.record import Cost, RunRecord, Timings, finite_metrics, write_record
 from harness.results.store import RunWriter
-from harness.suite.check import ResolvedModel
+from harness.suite.check import ResolvedModel, build_model
 from harness.suite.schema import ImageSpec
 from harness.tasks.base import Batcher, Task, TaskData
 from harness.train import measure
@@ -58,15 +59,16 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 def execute_run(
     spec: RunSpec, ctx: SharedContext, out_dir: Path, on_step: Callable[[int], None] | None = None
-) -> dict[str, Any]:
-    """Run one (task, model, seed). Returns the metrics record (``status`` "ok" or "failed")."""
-    fingerprint = spec.fingerprint
-    writer = RunWriter(out_dir / spec.folder)
-    writer.spec({**spec.model_dump(mode="json"), "fingerprint": fingerprint})
-    base = {
-        "fingerprint": fingerprint,
+) -> RunRecord:
+    """Run one (task, model, seed) into its folder; the caller holds the run's lock. Returns its record."""
+    folder = out_dir / spec.folder
+    writer = RunWriter(folder)
+    writer.spec({**spec.to_json(), "fingerprint": spec.fingerprint, "run_id": spec.run_id, "folder": spec.folder})
+    task_cls = type(ctx.tasks[spec.task])
+    identity = {
         "run_id": spec.run_id,
         "folder": spec.folder,
+        "fingerprint": spec.fingerprint,
         "suite": spec.suite,
         "task": spec.task,
         "task_type": spec.task_type,
@@ -75,36 +77,52 @@ def execute_run(
         "kind": spec.kind,
         "model_type": spec.model_type,
         "seed": spec.seed,
-        "overrides": spec.overrides,
         "baseline": spec.baseline,
+        "overrides": spec.overrides,
+        "main_metric": task_cls.main_metric,
     }
     started = time.perf_counter()
+
+    def failed(error: str, tb: str | None = None) -> RunRecord:
+        wall = Timings(wall_seconds=round(time.perf_counter() - started, 3))
+        return RunRecord(**identity, status="failed", error=error, traceback=tb, timings=wall, env=ctx.env)
+
     try:
-        record = _run(spec, ctx, writer, on_step)
-    except RunFailed as exc:
-        failure = {**base, "status": "failed", "error": str(exc), "seconds": round(time.perf_counter() - started, 3)}
-        writer.fail(failure)
-        return failure
-    except UserError:
-        writer.fail({**base, "status": "failed", "error": "configuration error (see the command's message)"})
-        raise
-    except Exception as exc:  # an unexpected bug: record it, let the caller decide
-        writer.fail(
-            {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        try:
+            outcome = _run(spec, ctx, writer, on_step)
+        except RunFailed as exc:
+            record = failed(str(exc))
+            write_record(folder, record)
+            return record
+        except UserError:
+            write_record(folder, failed("configuration error (see the command's message)"))
+            raise
+        except Exception as exc:  # an unexpected bug: record it, let the caller decide
+            write_record(folder, failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            raise
+    finally:
+        writer.close()
+    bad = finite_metrics(outcome["metrics"])
+    if bad:
+        record = failed(f"the evaluation produced a non-finite metric ({bad}); the model's outputs are not usable")
+    else:
+        timings = Timings(**outcome.pop("timings"), wall_seconds=round(time.perf_counter() - started, 3))
+        record = RunRecord(
+            **identity,
+            status="ok",
+            higher_is_better={m: task_cls.higher_is_better for m in outcome["metrics"]},
+            timings=timings,
+            env=ctx.env,
+            **outcome,
         )
-        raise
-    record = {**base, "status": "ok", **record, "env": ctx.env}
-    record["timings"]["wall_seconds"] = round(time.perf_counter() - started, 3)
-    writer.finish(record)
+    write_record(folder, record)
     return record
 
 
 def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[str, Any]:
-    from harness.suite.schema import TrainSpec
-
     device = ctx.device
-    train = TrainSpec.model_validate(spec.train)
-    seed_everything(spec.seed, bool(spec.hardware["deterministic"]))
+    train = spec.train
+    seed_everything(spec.seed, spec.hardware.deterministic)
     resolved = ctx.models[spec.model]
     tok = ctx.tokenizer
     build_ctx = BuildContext(
@@ -113,16 +131,13 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
         vocab_size=len(tok) if tok is not None else None,
         pad_token_id=getattr(tok, "pad_token_id", 0) or 0,
     )
-    try:
-        model = resolved.family.build(resolved.config, build_ctx).to(device)
-    except ValueError as exc:
-        raise UserError(f"models.{spec.model}: {exc}") from exc
+    model = build_model(resolved, build_ctx).to(device)
     task, data = ctx.tasks[spec.task], ctx.data[spec.task]
     head = task.build_head(model, data).to(device)
     batcher = Batcher(ctx.image.mean, ctx.image.std, device, ctx.image.augment, ctx.image.crop_scale, spec.seed)
     probe = batcher(data.train, torch.arange(min(2, len(data.train))), with_targets=False)
     check_forward(model, probe, f"models.{spec.model} ({spec.model_type})")
-    autocast = autocast_factory(device, spec.hardware["precision"])
+    autocast = autocast_factory(device, spec.hardware.precision)
     measure.reset_peak_memory(device)
 
     total, trainable = measure.count_params(model, head)
@@ -135,7 +150,7 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
         train,
         batcher,
         autocast,
-        grad_scaler(device, spec.hardware["precision"]),
+        grad_scaler(device, spec.hardware.precision),
         spec.seed,
         writer.log,
         on_step,
@@ -167,11 +182,12 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
             "final_loss": stats.final_loss,
             **measure.peak_memory_mb(device),
         },
-        "model_facts": {"params": total, "trainable_params": trainable, "forward_flops_per_sample": flops},
+        "cost": Cost(params=total, trainable_params=trainable, forward_flops_per_sample=flops),
         "skipped": {**skipped, "samples": skipped.get("samples", [])[:100]},
         "data": {
             "train_examples": len(data.train),
             "eval_examples": len(data.eval),
+            "dataset_fingerprint": spec.dataset_fingerprint,
             **{k: v for k, v in data.info.items() if k.endswith("fingerprint")},
         },
     }

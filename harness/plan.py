@@ -1,27 +1,33 @@
-"""Suite -> RunSpecs: one per (task, model, seed), fully resolved, each with a fingerprint.
+"""Suite -> ``RunSpec``\\ s: one per (task, model, seed), fully resolved and typed, each with a fingerprint.
 
-The fingerprint hashes everything that can change a run's numbers: the resolved task, dataset, model, train and
-hardware settings, image and text settings, the seed, the dataset and tokenizer fingerprints and the harness version.
-A finished run folder is reused only when its fingerprint matches.
+The fingerprint hashes everything that can change a run's numbers: the resolved task, dataset, model, train,
+hardware, image and text settings, the seed, the device type, the dataset and tokenizer fingerprints, the harness
+version and :data:`NUMERICS_VERSION`. Every input is canonical (JSON with sorted keys; fingerprints of data computed
+from file contents and sorted names), so the same suite gets the same fingerprints on any machine and in any
+process. A finished run folder is reused only when its fingerprint matches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from harness import __version__
-from harness.suite.check import ResolvedModel
-from harness.suite.schema import Suite
+from harness.suite.check import ResolvedModel, task_baseline
+from harness.suite.schema import HardwareSpec, ImageSpec, Suite, TextSpec, TrainSpec
+
+NUMERICS_VERSION = 2
+"""Bump when a code change alters the numbers a run produces for the same settings (an optimiser implementation,
+a loss, an evaluation convention): finished runs made by older code then no longer match and are re-run.
+History: 1 = initial; 2 = fused AdamW where torch has it."""
 
 
-class RunSpec(BaseModel):
-    """Everything one run needs, resolved. Saved as ``spec.json`` in the run folder."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs, resolved. Written as ``spec.json`` in the run folder before training starts."""
 
     suite: str
     task: str
@@ -32,35 +38,66 @@ class RunSpec(BaseModel):
     splits: tuple[str, str]
     model: str
     model_type: str
+    model_source: str
     kind: str
     model_params: dict[str, Any]
     overrides: dict[str, Any]
     seed: int
     device: str
-    hardware: dict[str, Any]
-    train: dict[str, Any]
-    image: dict[str, Any]
-    text: dict[str, Any]
+    hardware: HardwareSpec
+    train: TrainSpec
+    image: ImageSpec
+    text: TextSpec | None
     baseline: str | None
     dataset_fingerprint: str
-    data_fingerprint_extra: dict[str, str] = {}
     tokenizer_fingerprint: str | None = None
     harness_version: str = __version__
+    numerics_version: int = NUMERICS_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # facts not in the fingerprint (never numbers-changing)
 
     @property
     def run_id(self) -> str:
         return f"{self.task}/{self.model}/seed{self.seed}"
 
     @property
-    def fingerprint(self) -> str:
-        payload = self.model_dump(mode="json", exclude={"suite", "baseline"})
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    @property
     def folder(self) -> str:
         """Run folder relative to the suite output: runs/<task>/<model>/seed<k>-<fingerprint[:10]>."""
         return f"runs/{self.task}/{self.model}/seed{self.seed}-{self.fingerprint[:10]}"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (``spec.json``): typed blocks as their pydantic JSON dumps."""
+        return {
+            "suite": self.suite,
+            "task": self.task,
+            "task_type": self.task_type,
+            "task_spec": self.task_spec,
+            "dataset": self.dataset,
+            "dataset_spec": self.dataset_spec,
+            "splits": list(self.splits),
+            "model": self.model,
+            "model_type": self.model_type,
+            "model_source": self.model_source,
+            "kind": self.kind,
+            "model_params": self.model_params,
+            "overrides": self.overrides,
+            "seed": self.seed,
+            "device": self.device,
+            "hardware": self.hardware.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json", exclude={"allow_overrides"}),
+            "image": self.image.model_dump(mode="json"),
+            "text": self.text.model_dump(mode="json") if self.text is not None else None,
+            "baseline": self.baseline,
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "harness_version": self.harness_version,
+            "numerics_version": self.numerics_version,
+        }
+
+    @cached_property
+    def fingerprint(self) -> str:
+        payload = {k: v for k, v in self.to_json().items() if k not in ("suite", "baseline")}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def plan_runs(
@@ -70,12 +107,12 @@ def plan_runs(
     dataset_fingerprints: dict[str, str],
     splits: dict[str, tuple[str, str]],
     tokenizer_fingerprint: str | None,
-    extra_fingerprints: dict[str, dict[str, str]] | None = None,
 ) -> list[RunSpec]:
     """Expand tasks × models × seeds in suite order (task, then model, then seed)."""
     runs = []
     for tname, task in suite.tasks.items():
         dataset = suite.datasets[task.dataset]
+        task_json = task.model_dump(mode="json", exclude={"models", "baseline"})
         for mname in task.models:
             m = models[mname]
             reads_text = "text" in m.family.modalities
@@ -85,24 +122,24 @@ def plan_runs(
                         suite=suite.name or "suite",
                         task=tname,
                         task_type=task.type,
-                        task_spec=task.model_dump(mode="json", exclude={"models", "baseline"}),
+                        task_spec=task_json,
                         dataset=task.dataset,
                         dataset_spec=dataset.model_dump(mode="json"),
                         splits=splits[tname],
                         model=mname,
                         model_type=m.family.name,
+                        model_source=m.family.source,
                         kind=m.family.kind,
                         model_params=m.config.model_dump(mode="json"),
                         overrides=m.overrides,
                         seed=seed,
                         device=device,
-                        hardware=suite.hardware.model_dump(mode="json"),
-                        train=m.train.model_dump(mode="json", exclude={"allow_overrides"}),
-                        image=suite.image.model_dump(mode="json"),
-                        text=suite.text.model_dump(mode="json") if reads_text else {},
-                        baseline=task.baseline or suite.baseline,
+                        hardware=suite.hardware,
+                        train=m.train,
+                        image=suite.image,
+                        text=suite.text if reads_text else None,
+                        baseline=task_baseline(suite, tname),
                         dataset_fingerprint=dataset_fingerprints[tname],
-                        data_fingerprint_extra=(extra_fingerprints or {}).get(tname, {}),
                         tokenizer_fingerprint=tokenizer_fingerprint if reads_text else None,
                     )
                 )

@@ -7,7 +7,6 @@ Registration is explicit: a decorator on a small factory, and packages import th
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -62,23 +61,3 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def load_object(ref: str, where: str = "") -> object:
-    """Import ``package.module:attribute`` (a user factory named in a suite)."""
-    prefix = f"{where}: " if where else ""
-    if ":" not in ref:
-        raise UserError(f"{prefix}expected 'package.module:factory', got {ref!r}")
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(
-            f"{prefix}cannot import module {module_name!r} ({exc}); make sure it is importable (on PYTHONPATH)"
-        ) from exc
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"{prefix}module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj

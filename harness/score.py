@@ -1,6 +1,8 @@
 """``xmbench score``: score prediction files in the official formats, without training anything.
 
-Each function reads files, checks that they line up (ids, shapes), and calls the same metric code the runner uses.
+Each function reads files (JSON through the schemas of :mod:`harness.data.formats`, the same the dataset loaders use;
+.npy arrays numeric and finite), checks that they line up (ids, shapes), and calls the same metric code the runner
+uses. Every problem is a one-line :class:`UserError` naming the file and the record.
 Only numpy (and pycocotools for detection) is imported: scoring a VQA v2-sized file is a short process.
 """
 
@@ -8,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.data.records import read_json
+from harness.data import formats
 from harness.errors import UserError
+from harness.metrics.finite import NonFiniteError, first_non_finite
 
 
 @contextlib.contextmanager
@@ -31,22 +35,51 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _json(path: Path, what: str) -> Any:
-    return read_json(path, what, hint="check the path")
+class _Strict:
+    """The ``issues`` of a scorer: every bad sample is an error (there is nothing to skip when scoring)."""
+
+    def bad(self, file: str | Path, sample: str, reason: str) -> None:
+        raise UserError(f"{file}: {sample}: {reason}")
 
 
 def _npy(path: Path, what: str, ndim: int) -> np.ndarray:
+    """A numeric .npy array of ``ndim`` dimensions, without NaN or ±inf; a one-line error otherwise."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the {what} (.npy) itself")
     if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
+        raise UserError(f"{path}: {what} not found; check the path")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: {what} is not a numeric .npy array ({exc}); save it with numpy.save") from exc
+        fh = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc}); check its permissions") from None
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise UserError(f"{path}: {what} is empty (0 bytes); save the array with numpy.save")
+        try:
+            arr = np.load(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(
+                f"{path}: {what} is not a readable numeric .npy array ({exc}); save it with numpy.save"
+            ) from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        raise UserError(f"{path}: {what} is an .npz archive, not one .npy array; save the array with numpy.save")
     if arr.ndim != ndim:
         raise UserError(f"{path}: expected a {ndim}-D {what}, got shape {tuple(arr.shape)}")
     if arr.dtype.kind not in "fiub":
         raise UserError(f"{path}: expected numbers in {what}, got dtype {arr.dtype}")
+    where = first_non_finite(arr)
+    if where is not None:
+        raise UserError(f"{path}: {where}; a {what} must hold finite numbers")
     return arr
+
+
+@contextlib.contextmanager
+def _names_file(path: Path) -> Iterator[None]:
+    """Turn a metric's refusal of non-finite scores into an error naming the file."""
+    try:
+        yield
+    except NonFiniteError as exc:
+        raise UserError(f"{path}: {exc}") from exc
 
 
 def _ids(ids: Sequence[int], limit: int = 5) -> str:
@@ -54,8 +87,17 @@ def _ids(ids: Sequence[int], limit: int = 5) -> str:
     return f"{shown}{', ...' if len(ids) > limit else ''} ({len(ids)} in all)"
 
 
+def _first_repeat(values: list) -> Any:
+    seen: set = set()
+    return next(v for v in values if v in seen or seen.add(v))
+
+
 def score_vqa(questions: Path, annotations: Path, results: Path, mode: str = "official") -> dict[str, Any]:
-    """Official VQA accuracy of a results file ``[{"question_id", "answer"}]`` against questions + annotations."""
+    """Official VQA accuracy of a results file ``[{"question_id", "answer"}]`` against questions + annotations.
+
+    Every annotation must have exactly 10 answers with distinct ``answer_id``s (the official formula's assumption,
+    :func:`harness.data.formats.vqa_answers_problem`); each question id appears once in each file.
+    """
     with gc_paused():
         return _score_vqa(questions, annotations, results, mode)
 
@@ -63,41 +105,39 @@ def score_vqa(questions: Path, annotations: Path, results: Path, mode: str = "of
 def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> dict[str, Any]:
     from harness.metrics.vqa import vqa_accuracy
 
-    q_data = _json(questions, "VQA questions file")
-    a_data = _json(annotations, "VQA annotations file")
-    if not isinstance(q_data, dict) or not isinstance(q_data.get("questions"), list):
-        raise UserError(f"{questions}: expected {{'questions': [...]}} (v2_OpenEnded_mscoco_*_questions.json)")
-    if not isinstance(a_data, dict) or not isinstance(a_data.get("annotations"), list):
-        raise UserError(f"{annotations}: expected {{'annotations': [...]}} (v2_mscoco_*_annotations.json)")
-    by_q = {a["question_id"]: a for a in a_data["annotations"]}
-    qids = [q["question_id"] for q in q_data["questions"]]
+    qs = formats.read(questions, formats.VQA_QUESTIONS).questions
+    anns = formats.read(annotations, formats.VQA_ANNOTATIONS).annotations
+    bad = formats.first_vqa_answers_problem(anns)
+    if bad is not None:
+        raise UserError(f"{annotations}: question id {anns[bad[0]].question_id}: {bad[1]}")
+    by_q = {a.question_id: a for a in anns}
+    if len(by_q) != len(anns):
+        qid = _first_repeat([a.question_id for a in anns])
+        raise UserError(f"{annotations}: question id {qid} has two annotations")
+    qids = [q.question_id for q in qs]
+    if len(set(qids)) != len(qids):
+        raise UserError(f"{questions}: question id {_first_repeat(qids)} appears twice")
     missing_ann = [q for q in qids if q not in by_q]
     if missing_ann:
         raise UserError(f"{annotations}: no annotation for question ids {_ids(missing_ann)} of {questions.name}")
-    res = _json(results, "results file")
-    if not isinstance(res, list) or not all(isinstance(r, dict) and {"question_id", "answer"} <= set(r) for r in res):
-        raise UserError(f'{results}: expected the official results format [{{"question_id": ..., "answer": ...}}]')
-    answers: dict[int, str] = {}
-    for r in res:
-        if r["question_id"] in answers:
-            raise UserError(f"{results}: question id {r['question_id']} is answered twice")
-        if not isinstance(r["answer"], str):
-            raise UserError(f"{results}: the answer to question id {r['question_id']} is not a string")
-        answers[r["question_id"]] = r["answer"]
-    expected = set(qids)
+    res = formats.read(results, formats.VQA_RESULTS)
+    answers = {r.question_id: r.answer for r in res}
+    if len(answers) != len(res):
+        qid = _first_repeat([r.question_id for r in res])
+        raise UserError(f"{results}: question id {qid} is answered twice")
     missing = [q for q in qids if q not in answers]
-    extra = sorted(set(answers) - expected)
+    extra = sorted(answers.keys() - set(qids))
     if missing or extra:
         parts = ([f"missing answers for question ids {_ids(missing)}"] if missing else []) + (
             [f"answers for question ids not in {questions.name}: {_ids(extra)}"] if extra else []
         )
         raise UserError(f"{results}: {'; '.join(parts)}; the results must answer exactly the questions file")
-    anns = [by_q[q] for q in qids]
+    chosen = [by_q[q] for q in qids]
     return vqa_accuracy(
         [answers[q] for q in qids],
-        [[a["answer"] for a in ann["answers"]] for ann in anns],
-        [ann["answer_type"] for ann in anns],
-        [ann["question_type"] for ann in anns],
+        [[a.answer for a in ann.answers] for ann in chosen],
+        [ann.answer_type for ann in chosen],
+        [ann.question_type for ann in chosen],
         mode=mode,
     )
 
@@ -107,31 +147,29 @@ def retrieval_ground_truth(annotations: Path, split: str | None) -> tuple[list[l
 
     Images follow file order; texts are numbered consecutively in file order.
     """
-    data = _json(annotations, "retrieval annotation file")
-    if isinstance(data, dict) and isinstance(data.get("images"), list):  # Karpathy
+    from harness.data.coco import karpathy_entries, karpathy_key, lavis_captions
+
+    data = formats.read(annotations, formats.RETRIEVAL_ANNOTATIONS)
+    if isinstance(data, dict):  # Karpathy
         if split is None:
             raise UserError(f"{annotations}: a Karpathy file holds several splits; pass --split (e.g. test)")
-        captions = [[s["raw"] for s in e.get("sentences", [])] for e in data["images"] if e.get("split") == split]
-        if not captions:
-            found = sorted({str(e.get("split")) for e in data["images"]})
-            raise UserError(f"{annotations}: no images in split {split!r}; the file has splits {found}")
-    elif (
-        isinstance(data, list)
-        and data
-        and all(isinstance(e, dict) and isinstance(e.get("caption"), list) for e in data)
-    ):
+        entries = karpathy_entries(data, {split}, annotations)
+        names = [f"image {karpathy_key(e)!r}" for e in entries]
+        captions = [[s["raw"] for s in e.get("sentences", [])] for e in entries]
+    else:
         if split is not None:
             raise UserError(f"{annotations}: --split applies to Karpathy files; this LAVIS eval file is one split")
+        if not lavis_captions(data, annotations):
+            raise UserError(
+                f"{annotations}: this is a LAVIS train file (one caption per entry); scoring needs the eval format "
+                '[{"image": ..., "caption": [...]}] (e.g. coco_karpathy_test.json)'
+            )
+        names = [f"[{i}] (image {e['image']!r})" for i, e in enumerate(data)]
         captions = [list(e["caption"]) for e in data]
-    else:
-        raise UserError(
-            f'{annotations}: expected the LAVIS eval format [{{"image": ..., "caption": [...]}}] or a '
-            "Karpathy dataset_*.json"
-        )
     img2txt, txt2img = [], []
     for i, caps in enumerate(captions):
         if not caps:
-            raise UserError(f"{annotations}: image {i} (in file order) has no captions")
+            raise UserError(f"{annotations}: {names[i]} has no captions")
         img2txt.append(list(range(len(txt2img), len(txt2img) + len(caps))))
         txt2img.extend([i] * len(caps))
     return img2txt, txt2img
@@ -158,19 +196,17 @@ def score_retrieval(
             raise UserError(
                 f"{scores_t2i}: expected shape (texts, images) = ({n_txt}, {n_img}), got {tuple(t2i.shape)}"
             )
-    return retrieval_recall(i2t, img2txt, txt2img, t2i, ties=ties)
+    with _names_file(scores if scores_t2i is None else scores_t2i):
+        return retrieval_recall(i2t, img2txt, txt2img, t2i, ties=ties)
 
 
 def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> dict[str, Any]:
     """mAP of scores (images in ascending id × categories in ascending id) against ``instances_*.json``."""
-    from harness.data.coco import instance_labels, multi_hot
-    from harness.data.issues import SampleIssues
+    from harness.data.coco import labels_of_instances, multi_hot
     from harness.metrics.average_precision import average_precision
 
-    data = _json(annotations, "COCO instances file")
-    if not isinstance(data, dict):
-        raise UserError(f"{annotations}: expected a COCO instances file")
-    images, labels, categories = instance_labels(data, str(annotations), SampleIssues("score"))
+    data = formats.read(annotations, formats.COCO_INSTANCES)
+    images, labels, categories = labels_of_instances(data, str(annotations), _Strict())
     ids = sorted(images)
     s = _npy(scores, "score matrix", 2)
     if s.shape != (len(ids), len(categories)):
@@ -178,7 +214,8 @@ def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> d
             f"{scores}: expected shape (images, categories) = ({len(ids)}, {len(categories)}): rows are "
             f"images in ascending id, columns categories in ascending id; got {tuple(s.shape)}"
         )
-    ap = average_precision(s, multi_hot(ids, labels, len(categories)), mode=mode)
+    with _names_file(scores):
+        ap = average_precision(s, multi_hot(ids, labels, len(categories)), mode=mode)
     names = {i: c["name"] for i, c in enumerate(categories)}
     return {
         "mAP": ap["mAP"],
@@ -191,10 +228,12 @@ def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> d
 
 
 def score_detection(annotations: Path, results: Path, iscrowd_default: int | None = None) -> dict[str, Any]:
-    """pycocotools COCOeval (bbox): all 12 stats."""
+    """pycocotools COCOeval (bbox): all 12 stats. Both files are read with the schemas of :mod:`harness.data.formats`
+    (boxes of 4 finite numbers, finite scores)."""
     from harness.metrics.detection import coco_detection_stats
 
-    return coco_detection_stats(annotations, results, iscrowd_default=iscrowd_default)
+    with _names_file(results):
+        return coco_detection_stats(annotations, results, iscrowd_default=iscrowd_default)
 
 
 def score_classification(scores: Path, labels: Path, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
@@ -212,4 +251,5 @@ def score_classification(scores: Path, labels: Path, topk: Sequence[int] = (1, 5
             f"{labels}: class indices must be in 0..{s.shape[1] - 1} (the columns of {scores.name}), "
             f"got {int(y.min())}..{int(y.max())}"
         )
-    return topk_accuracy(s, y, topk=tuple(topk))
+    with _names_file(scores):
+        return topk_accuracy(s, y, topk=tuple(topk))

@@ -69,8 +69,8 @@ def test_run_folders(tiny_run: Path) -> None:
         assert metrics["timings"]["steps"] == 3
         assert metrics["timings"]["wall_seconds"] >= metrics["timings"]["train_seconds"] > 0
         assert spec["train"]["lr"] == (2e-3 if spec["model"] == "bert" else 1e-3)
-        assert metrics["model_facts"]["params"] >= metrics["model_facts"]["trainable_params"] > 0
-        assert metrics["model_facts"]["forward_flops_per_sample"] > 0
+        assert metrics["cost"]["params"] >= metrics["cost"]["trainable_params"] > 0
+        assert metrics["cost"]["forward_flops_per_sample"] > 0
         assert metrics["env"]["torch"] == torch.__version__
         assert (folder / "predictions.jsonl").is_file()
         log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]

@@ -227,14 +227,18 @@ ERRORS = [
         ],
     ),
     ("vqa-answered-twice", [*VQA, "{r_twice}"], ["question id 4 is answered twice"]),
-    ("vqa-no-answer-key", [*VQA, "{r_nokey}"], ['expected the official results format [{"question_id"']),
-    ("vqa-not-a-list", [*VQA, "{r_notlist}"], ["expected the official results format"]),
-    ("vqa-broken-json", [*VQA, "{broken}"], ["broken.json: results file is not valid JSON (line 1"]),
-    ("vqa-no-file", [*VQA, "/nonexistent/r.json"], ["/nonexistent/r.json: results file not found"]),
+    ("vqa-no-answer-key", [*VQA, "{r_nokey}"], ["r_nokey.json: [0]: missing key 'answer' (question_id 1)"]),
+    (
+        "vqa-not-a-list",
+        [*VQA, "{r_notlist}"],
+        ["r_notlist.json: expected a list, got an object; is this a VQA results file? Expected the official"],
+    ),
+    ("vqa-broken-json", [*VQA, "{broken}"], ["broken.json: VQA results file is not valid JSON (line 1"]),
+    ("vqa-no-file", [*VQA, "/nonexistent/r.json"], ["/nonexistent/r.json: VQA results file not found"]),
     (
         "vqa-questions-swapped",
         ["vqa", "--questions", str(VQA_A), "--annotations", str(VQA_A), "--results", "{r_missing}"],
-        ["expected {'questions': [...]}"],
+        ["v2_sample_annotations.json: missing key 'questions'; is this a VQA questions file?"],
     ),
     (
         "ret-shape",
@@ -246,11 +250,15 @@ ERRORS = [
         ["retrieval", "--annotations", "{ann}", "--scores", "{s}", "--scores-t2i", "{t2i_wrong}"],
         ["expected shape (texts, images) = (16, 3), got (3, 16)"],
     ),
-    ("ret-nan", ["retrieval", "--annotations", "{ann}", "--scores", "{s_nan}"], ["NaN"]),
+    (
+        "ret-nan",
+        ["retrieval", "--annotations", "{ann}", "--scores", "{s_nan}"],
+        ["s_nan.npy: row 0, column 0 is NaN; a score matrix must hold finite numbers"],
+    ),
     (
         "ret-pickle",
         ["retrieval", "--annotations", "{ann}", "--scores", "{obj}"],
-        ["obj.npy: score matrix is not a numeric .npy array"],
+        ["obj.npy: score matrix is not a readable numeric .npy array (Object arrays cannot be loaded"],
     ),
     (
         "ret-karpathy-no-split",
@@ -260,7 +268,7 @@ ERRORS = [
     (
         "ret-unknown-split",
         ["retrieval", "--annotations", "{karpathy}", "--split", "val", "--scores", "{s}"],
-        ["no images in split 'val'; the file has splits ['test', 'train']"],
+        ["no images in split(s) ['val']; the file has splits ['test', 'train']"],
     ),
     (
         "ml-shape",

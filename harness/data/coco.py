@@ -6,7 +6,8 @@
 - LAVIS/BLIP retrieval files: eval format ``[{"image", "caption": [..]}]`` and train format
   ``[{"image", "caption", "image_id"}]`` (``coco_karpathy_{split}.json``, ``flickr30k_{split}.json``).
 
-Every loader validates while it reads and reports bad samples to a :class:`SampleIssues` (stop, or skip and count).
+Every loader parses its file against the schema of :mod:`harness.data.formats` (a malformed file is an error), then
+validates while it reads and reports bad samples to a :class:`SampleIssues` (stop, or skip and count).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data import formats
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import MultilabelSplit, RetrievalSplit, index_unique, read_json
+from harness.data.records import DATASET_HINT, MultilabelSplit, RetrievalSplit, index_unique
 from harness.errors import UserError
 
 
@@ -43,7 +45,8 @@ def _image_path(root: Path, rel: str, where: str, issues: SampleIssues, sample: 
 def load_instances(ann_path: Path, images_root: Path, split_dir: str, issues: SampleIssues) -> MultilabelSplit:
     """``instances_*.json`` -> multi-label targets (images in ascending id order) with their image files."""
     where = str(ann_path)
-    images, labels, categories = instance_labels(read_json(ann_path, "COCO instances file"), where, issues)
+    data = formats.read(ann_path, formats.COCO_INSTANCES, DATASET_HINT)
+    images, labels, categories = labels_of_instances(data, where, issues)
     ids, paths = [], []
     for image_id in sorted(images):
         path = _image_path(
@@ -70,21 +73,38 @@ def multi_hot(ids: list[int], labels: dict[int, set[int]], n_classes: int) -> np
 
 
 def instance_labels(data: dict, where: str, issues: SampleIssues) -> tuple[dict[int, dict], dict[int, set[int]], list]:
-    """Validated images (by id), their label columns, and the categories sorted by id (column order)."""
-    categories = sorted(data.get("categories") or [], key=lambda c: c["id"])
-    if not categories or "annotations" not in data or "images" not in data:
-        raise UserError(f"{where}: needs 'images', 'annotations' and 'categories'; is this an instances_*.json file?")
+    """Validated images (by id), their label columns, and the categories sorted by id (column order).
+
+    ``data`` is a loaded ``instances_*.json``; it is checked against the schema of
+    :data:`harness.data.formats.COCO_INSTANCES` first (and not modified).
+    """
+    return labels_of_instances(formats.convert(data, formats.COCO_INSTANCES, where), where, issues)
+
+
+def labels_of_instances(
+    data: formats.CocoInstancesFile, where: str, issues: SampleIssues
+) -> tuple[dict[int, dict], dict[int, set[int]], list]:
+    """:func:`instance_labels` of data already validated against :data:`harness.data.formats.COCO_INSTANCES`.
+
+    Bad samples: a repeated image id, an annotation without ``iscrowd`` or on an unknown image or category.
+    """
+    categories = sorted(data["categories"], key=lambda c: c["id"])
+    if not categories:
+        raise UserError(f"{where}: 'categories' is empty; an instances_*.json file lists the categories")
     col = {c["id"]: i for i, c in enumerate(categories)}
+    if len(col) != len(categories):
+        dup = next(c["id"] for k, c in enumerate(categories) if k and c["id"] == categories[k - 1]["id"])
+        raise UserError(f"{where}: category id {dup} appears twice in 'categories'")
     images = index_unique(data["images"], "id", "image id", "duplicate image id", where, issues)
     labels: dict[int, set[int]] = {i: set() for i in images}
     for ann in data["annotations"]:
-        sample = f"annotation id {ann.get('id')}"
+        sample = f"annotation id {ann['id']}"
         if "iscrowd" not in ann:
             issues.bad(where, sample, "has no 'iscrowd' field; real COCO files always have it (add \"iscrowd\": 0)")
-        elif ann.get("image_id") not in images:
-            issues.bad(where, sample, f"refers to unknown image id {ann.get('image_id')}")
-        elif ann.get("category_id") not in col:
-            issues.bad(where, sample, f"has unknown category id {ann.get('category_id')}")
+        elif ann["image_id"] not in images:
+            issues.bad(where, sample, f"refers to unknown image id {ann['image_id']}")
+        elif ann["category_id"] not in col:
+            issues.bad(where, sample, f"has unknown category id {ann['category_id']}")
         else:
             labels[ann["image_id"]].add(col[ann["category_id"]])
     return images, labels, categories
@@ -107,15 +127,13 @@ class _Builder:
 
 def load_captions(ann_path: Path, images_root: Path, split_dir: str, issues: SampleIssues) -> RetrievalSplit:
     """``captions_*.json`` -> images (ascending id) and their captions (file order)."""
-    data = read_json(ann_path, "COCO captions file")
+    data = formats.read(ann_path, formats.COCO_CAPTIONS, DATASET_HINT)
     where = str(ann_path)
-    if "annotations" not in data or "images" not in data:
-        raise UserError(f"{where}: needs 'images' and 'annotations'; is this a captions_*.json file?")
     images = index_unique(data["images"], "id", "image id", "duplicate image id", where, issues)
     captions: dict[int, list[str]] = {i: [] for i in images}
     for ann in data["annotations"]:
-        if ann.get("image_id") not in images:
-            issues.bad(where, f"caption id {ann.get('id')}", f"caption of unknown image id {ann.get('image_id')}")
+        if ann["image_id"] not in images:
+            issues.bad(where, f"caption id {ann.get('id')}", f"caption of unknown image id {ann['image_id']}")
             continue
         captions[ann["image_id"]].append(ann["caption"])
     builder = _Builder()
@@ -130,24 +148,34 @@ def load_captions(ann_path: Path, images_root: Path, split_dir: str, issues: Sam
     return builder.out
 
 
+def karpathy_key(entry: formats.KarpathyImage) -> int | str:
+    """The id of a Karpathy entry: ``cocoid`` (COCO), else ``imgid``, else the file name."""
+    return entry.get("cocoid", entry.get("imgid", entry["filename"]))
+
+
+def karpathy_entries(data: formats.KarpathyFile, splits: set[str], where: str | Path) -> list[formats.KarpathyImage]:
+    """The entries of ``splits`` in file order; an error naming the splits present when there are none."""
+    entries = [e for e in data["images"] if e["split"] in splits]
+    if not entries:
+        found = sorted({e["split"] for e in data["images"]})
+        raise UserError(f"{where}: no images in split(s) {sorted(splits)}; the file has splits {found}")
+    return entries
+
+
 def load_karpathy(
     path: Path, images_root: Path, splits: set[str], issues: SampleIssues, locate: Callable[[dict], str] | None = None
 ) -> RetrievalSplit:
     """A Karpathy ``dataset_*.json`` restricted to ``splits`` (e.g. {"train", "restval"}), in file order.
 
-    ``locate(entry) -> relative image path`` overrides the default ``filepath/filename`` (used for COCO 2017).
+    ``locate(entry) -> relative image path`` overrides the default ``filepath/filename`` (used for COCO 2017). The
+    entry is a dict with the keys of :class:`harness.data.formats.KarpathyImage` (``filename``, ``filepath``,
+    ``cocoid``, ``imgid``, ``split``, ``sentences``).
     """
-    data = read_json(path, "Karpathy split file")
+    data = formats.read(path, formats.KARPATHY, DATASET_HINT)
     where = str(path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise UserError(f"{where}: expected {{'images': [...]}} (Karpathy format)")
-    entries = [e for e in data["images"] if e.get("split") in splits]
-    if not entries:
-        found = sorted({str(e.get("split")) for e in data["images"]})
-        raise UserError(f"{where}: no images in split(s) {sorted(splits)}; the file has splits {found}")
     builder, seen = _Builder(), set()
-    for e in entries:
-        key = e.get("cocoid", e.get("imgid", e.get("filename")))
+    for e in karpathy_entries(data, splits, where):
+        key = karpathy_key(e)
         sample = f"image {key!r}"
         if key in seen:
             issues.bad(where, sample, "duplicate image")
@@ -167,27 +195,35 @@ def load_karpathy(
     return builder.out
 
 
+def lavis_captions(data: list[formats.LavisEntry], where: str | Path) -> bool:
+    """Whether a LAVIS file is in the eval format (caption lists); an error when it is empty or mixes formats."""
+    if not data:
+        raise UserError(f"{where}: the LAVIS retrieval annotation file is empty; expected [{{'image', 'caption'}}]")
+    eval_format = isinstance(data[0]["caption"], list)
+    for n, e in enumerate(data):
+        if isinstance(e["caption"], list) != eval_format:
+            first, this = (
+                ("a caption list", "a single caption") if eval_format else ("a single caption", "a caption list")
+            )
+            raise UserError(f"{where}: [{n}] has {this} but [0] has {first}; the file mixes the train and eval formats")
+    return eval_format
+
+
 def load_lavis(path: Path, images_root: Path, issues: SampleIssues) -> RetrievalSplit:
     """LAVIS/BLIP retrieval annotations, eval format (caption lists) or train format (one caption per entry)."""
-    data = read_json(path, "LAVIS retrieval annotation file")
+    data = formats.read(path, formats.LAVIS, DATASET_HINT)
     where = str(path)
-    if not isinstance(data, list) or not data or not all(isinstance(e, dict) and "image" in e for e in data):
-        raise UserError(f"{where}: expected a list of {{'image', 'caption'}} entries (LAVIS retrieval format)")
+    eval_format = lavis_captions(data, where)
     grouped: dict[str, list[str]] = {}
     ids: dict[str, object] = {}
-    eval_format = isinstance(data[0].get("caption"), list)
-    for n, e in enumerate(data):
-        caption = e.get("caption")
+    for e in data:
+        caption = e["caption"]
         if eval_format:
-            if not isinstance(caption, list):
-                raise UserError(f"{where}: entry {n} has a single caption; the file mixes train and eval formats")
             if e["image"] in grouped:
                 issues.bad(where, f"image {e['image']!r}", "duplicate image")
                 continue
-            grouped[e["image"]] = [str(c) for c in caption]
+            grouped[e["image"]] = list(caption)
         else:
-            if not isinstance(caption, str):
-                raise UserError(f"{where}: entry {n} has a caption list; the file mixes train and eval formats")
             grouped.setdefault(e["image"], []).append(caption)
         ids.setdefault(e["image"], e.get("image_id", e["image"]))
     builder = _Builder()

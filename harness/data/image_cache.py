@@ -252,3 +252,18 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
                 os.lseek(fd, offset, os.SEEK_SET)
                 done = os.write(fd, data)
         data, offset = data[done:], offset + done
+
+
+def decode_images(
+    paths: Sequence[Path], size: int, resize: str = "squash", interpolation: str = "bicubic", workers: int = 0
+) -> torch.Tensor:
+    """Decode ``paths`` into a (N, 3, size, size) uint8 tensor through the cache (a bad file raises UserError)."""
+    images, _ = load_images(
+        paths,
+        size=size,
+        resize=resize,
+        interpolation=interpolation,
+        workers=workers,
+        fingerprint=files_fingerprint(paths),
+    )
+    return images

@@ -52,6 +52,10 @@ def load_imagefolder(root: Path, split: str, ratios: tuple[float, float, float],
         by_class = _class_files(root)
         classes = sorted(by_class)
         files = {c: _stratified(paths, ratios, seed, c)[SPLITS.index(split)] for c, paths in by_class.items()}
+    if len(classes) < 2:
+        raise UserError(
+            f"{root}: classification needs at least 2 classes, found {len(classes)} ({classes}); add a folder per class"
+        )
     out = ClassificationSplit([], [], classes, [])
     for c in classes:
         for p in files.get(c, []):

@@ -1,22 +1,23 @@
 """Image files: safe paths from annotation files, and decoding one image to a resized uint8 array.
 
-Whole image lists are decoded once into a memory-mapped on-disk cache by :mod:`harness.data.image_cache` (shared by
-later runs and other processes); normalisation and augmentation happen per batch, on the cached tensors.
+This module decodes one file; :mod:`harness.data.image_cache` (which imports this module, never the other way round)
+decodes whole image lists once into a memory-mapped on-disk cache shared by later runs and other processes.
+Normalisation and augmentation happen per batch, on the cached tensors.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.errors import UserError
 
-if TYPE_CHECKING:
-    import torch
+MAX_PIXELS = 89_478_485
+"""Pillow's own decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, about 0.25 GB as RGB): a larger image is
+refused as a bad sample before it is decoded."""
 
 
 class BadImage(UserError):
@@ -47,7 +48,14 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
 
     resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise BadImage(
+                    path,
+                    f"image is {w}x{h} pixels, over the decompression-bomb limit of {MAX_PIXELS:,}",
+                    "replace the file or set on_bad_sample: skip",
+                )
             im = im.convert("RGB")
             if resize == "shorter_crop":
                 w, h = im.size
@@ -61,26 +69,12 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError as exc:
         raise BadImage(path, "image file is missing", "check the dataset path and its images folder") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except BadImage:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         raise BadImage(path, f"cannot decode image ({exc})", "replace the file or set on_bad_sample: skip") from exc
+    except (EOFError, IndexError, TypeError, struct.error, ZeroDivisionError) as exc:  # corrupt headers in plug-ins
+        raise BadImage(
+            path, f"cannot decode image ({type(exc).__name__}: {exc})", "replace the file or set on_bad_sample: skip"
+        ) from exc
     return arr.transpose(2, 0, 1)  # (3, H, W)
-
-
-def decode_images(
-    paths: Sequence[Path], size: int, resize: str = "squash", interpolation: str = "bicubic", workers: int = 0
-) -> torch.Tensor:
-    """Decode ``paths`` into a (N, 3, size, size) uint8 tensor through the on-disk cache (bad files raise).
-
-    Kept for existing callers; new code calls :func:`harness.data.image_cache.load_images` directly.
-    """
-    from harness.data.image_cache import files_fingerprint, load_images
-
-    images, _ = load_images(
-        paths,
-        size=size,
-        resize=resize,
-        interpolation=interpolation,
-        workers=workers,
-        fingerprint=files_fingerprint(paths),
-    )
-    return images

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from harness.errors import UserError
 
 
 def _keep(bad: set[int], n: int) -> list[int]:
@@ -122,27 +121,26 @@ DATASET_HINT = "check the dataset path and layout (see docs/datasets.md)"
 
 
 def read_json(path: Path, what: str, hint: str = DATASET_HINT) -> Any:
-    """Read a JSON file with a one-line error when it is missing or malformed."""
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found; {hint}")
-    try:
-        with path.open("rb") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: {what} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    """Read any JSON file with a one-line error when it is missing, unreadable, not UTF-8, malformed or holds a
+    non-finite number. Files of a known format are read with :func:`harness.data.formats.read` instead."""
+    from harness.data.formats import Format, read
+
+    return read(path, Format(what, Any, "JSON"), hint)
 
 
 def index_unique(
-    entries: list[dict], key: str, noun: str, reason: str, where: str | Path, issues: Any
-) -> dict[Any, dict]:
-    """Entries by ``entry[key]``; a repeated key is a bad sample ``"<noun> <key value>: <reason>"`` reported to
-    ``issues`` (the first entry is kept)."""
-    out: dict[Any, dict] = {}
+    entries: list, key: str | Callable[[Any], Any], noun: str, reason: str, where: str | Path, issues: Any
+) -> dict[Any, Any]:
+    """Entries by ``entry[key]`` (or ``key(entry)``); a repeated key is a bad sample ``"<noun> <key value>: <reason>"``
+    reported to ``issues`` (the first entry is kept)."""
+    get = key if callable(key) else operator.itemgetter(key)
+    out: dict[Any, Any] = {}
     for entry in entries:
-        if entry[key] in out:
-            issues.bad(where, f"{noun} {entry[key]}", reason)
+        k = get(entry)
+        if k in out:
+            issues.bad(where, f"{noun} {k}", reason)
             continue
-        out[entry[key]] = entry
+        out[k] = entry
     return out
 
 

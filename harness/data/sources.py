@@ -11,23 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.data import coco, imagefolder, vqa
+from harness.data import coco
 from harness.data.issues import SampleIssues
+from harness.data.kinds import DATASET_KINDS, DatasetKind
 from harness.data.records import file_digest, first_with
 from harness.errors import UserError
 from harness.suite.schema import SYNTHETIC, SyntheticSpec
-
-# kind -> task type -> (default train split, default eval split)
-DEFAULT_SPLITS: dict[str, dict[str, tuple[str, str]]] = {
-    "coco": {"multilabel": ("train{year}", "val{year}"), "retrieval": ("train", "test")},
-    "flickr30k": {"retrieval": ("train", "test")},
-    "vqa2": {"vqa": ("train2014", "val2014")},
-    "imagefolder": {"classification": ("train", "test")},
-}
-KARPATHY_SPLITS = ("train", "restval", "val", "test")
-KARPATHY_FILE = {"coco": "dataset_coco.json", "flickr30k": "dataset_flickr30k.json"}
-LAVIS_FILE = {"coco": "coco_karpathy_{split}.json", "flickr30k": "flickr30k_{split}.json"}
-SYNTHETIC_SUBDIR = {"imagefolder": "imagefolder", "flickr30k": "flickr30k"}
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path:
@@ -43,7 +32,7 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
         from harness.data.synthetic import ensure_synthetic
 
         root = ensure_synthetic(images=synthetic.images, seed=synthetic.seed, size=synthetic.size)
-        return root / SYNTHETIC_SUBDIR.get(spec.kind, "")
+        return root / DATASET_KINDS.get(spec.kind).synthetic_subdir
     path = Path(spec.path).expanduser()
     if not path.is_absolute():
         path = data_root / path
@@ -58,7 +47,7 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
 
 
 class DataSource:
-    """An opened dataset: kind, root, loaders per task type, bad-sample accounting and a fingerprint.
+    """An opened dataset: its kind (layout), root, bad-sample accounting, loaded splits and fingerprint.
 
     Loaded splits are memoised, so the tokenizer corpus and the task preparation read each file once.
     """
@@ -68,12 +57,14 @@ class DataSource:
         self.issues = SampleIssues(name, spec.on_bad_sample)
         self.files: set[Path] = set()  # annotation files read by the load in progress
         self._loaded: dict[tuple[str, str], tuple[Any, set[Path]]] = {}
+        self.layout: DatasetKind = DATASET_KINDS.get(spec.kind)(self)
 
     @property
     def kind(self) -> str:
         return self.spec.kind
 
-    def _images_setting(self) -> Path | None:
+    def images_setting(self) -> Path | None:
+        """The dataset's ``images`` folder, resolved against its root; None when not set."""
         images = getattr(self.spec, "images", None)
         if not images:
             return None
@@ -83,7 +74,7 @@ class DataSource:
     def images_root(self, marker: str) -> Path:
         """The folder that holds ``marker`` (e.g. ``val2014`` or ``flickr30k-images``): the dataset's ``images``,
         else ROOT, else ROOT/images."""
-        setting = self._images_setting()
+        setting = self.images_setting()
         candidates = [setting] if setting is not None else [self.root, self.root / "images"]
         found = first_with(candidates, marker)
         if found is not None:
@@ -95,79 +86,26 @@ class DataSource:
         )
 
     def splits(self, task_type: str, train: str | None, eval_: str | None) -> tuple[str, str]:
-        default = DEFAULT_SPLITS[self.kind][task_type]
-        year = getattr(self.spec, "year", 2014)
-        return (train or default[0].format(year=year), eval_ or default[1].format(year=year))
+        default = self.layout.default_splits(task_type)
+        return (train or default[0], eval_ or default[1])
 
     def load(self, task_type: str, split: str):
         """Records for one split of one task type (see :mod:`harness.data.records`)."""
         key = (task_type, split)
         if key not in self._loaded:
             self.files = set()
-            self._loaded[key] = (self._load(task_type, split), self.files)
+            self._loaded[key] = (self.layout.load(task_type, split), self.files)
         return self._loaded[key][0]
 
-    def _find(self, names: list[str], what: str) -> Path:
+    def find(self, names: list[str], what: str) -> Path:
+        """The first of ``names`` under the root (recorded as read, for the fingerprint); a clear error if none."""
         path = coco.find_file(self.root, names, f"datasets.{self.name}: {what}")
         self.files.add(path)
         return path
 
-    def _load(self, task_type: str, split: str):
-        kind, issues = self.kind, self.issues
-        if kind == "imagefolder":
-            return imagefolder.load_imagefolder(self.root, split, self.spec.split_ratios, self.spec.split_seed)
-        if kind == "vqa2":
-            q, a = vqa.vqa_files(self.root, split)
-            self.files.update(p for p in (q, a) if p is not None)
-            images = vqa.find_images_root(self.root, self._images_setting(), split)
-            return vqa.load_vqa(self.root, images, split, issues)
-        if kind == "coco" and task_type == "multilabel":
-            ann = self._find(
-                [f"annotations/instances_{split}.json", f"instances_{split}.json"], f"instances_{split}.json"
-            )
-            return coco.load_instances(ann, self.images_root(split), split, issues)
-        if split in KARPATHY_SPLITS:
-            return self._load_retrieval_split(split)
-        if kind == "coco":
-            ann = self._find([f"annotations/captions_{split}.json", f"captions_{split}.json"], f"captions_{split}.json")
-            return coco.load_captions(ann, self.images_root(split), split, issues)
-        raise UserError(f"datasets.{self.name}: split {split!r} is not one of {list(KARPATHY_SPLITS)}")
-
-    def _load_retrieval_split(self, split: str):
-        """Karpathy split file if present, else the LAVIS/BLIP files (whose train split already includes restval)."""
-        kind = self.kind
-        karpathy = KARPATHY_FILE[kind]
-        lavis = LAVIS_FILE[kind].format(split=split)
-        candidates = [karpathy, f"annotations/{karpathy}"]
-        found = next((self.root / c for c in candidates if (self.root / c).is_file()), None)
-        if found is None and split != "restval":
-            lavis_path = next(
-                (self.root / c for c in (lavis, f"annotations/{lavis}") if (self.root / c).is_file()), None
-            )
-            if lavis_path is not None:
-                self.files.add(lavis_path)
-                marker = "flickr30k-images" if kind == "flickr30k" else ("val2014" if split != "train" else "train2014")
-                return coco.load_lavis(lavis_path, self.images_root(marker), self.issues)
-        if found is None:
-            tried = ", ".join(str(self.root / c) for c in [*candidates, lavis, f"annotations/{lavis}"])
-            raise UserError(
-                f"datasets.{self.name}: retrieval split {split!r} needs {karpathy} (Karpathy) or {lavis} (LAVIS); "
-                f"looked for {tried}. See docs/datasets.md"
-            )
-        self.files.add(found)
-        wanted = {split, "restval"} if split == "train" and self.spec.fold_restval else {split}
-        if kind == "flickr30k":
-            return coco.load_karpathy(
-                found,
-                self.images_root("flickr30k-images"),
-                wanted,
-                self.issues,
-                locate=lambda e: f"flickr30k-images/{e['filename']}",
-            )
-        if getattr(self.spec, "year", 2014) == 2017:
-            root = self.images_root("val2017")
-            return coco.load_karpathy(found, root, wanted, self.issues, locate=_coco2017_locator(root))
-        return coco.load_karpathy(found, self.images_root("val2014"), wanted, self.issues)
+    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+        """Files and folders the splits need are present (``xmbench validate``; nothing is parsed)."""
+        self.layout.check_layout(task_type, splits)
 
     def fingerprint(self, task_type: str, splits: tuple[str, ...]) -> str:
         """Hash of the annotation files read for these splits plus their image lists (cheap: no image bytes)."""
@@ -177,7 +115,7 @@ class DataSource:
             rec = self.load(task_type, split)
             files |= self._loaded[(task_type, split)][1]
             names += [_relative(p, self.root) for p in rec.paths]
-        return file_digest(sorted(files), names)
+        return file_digest(sorted(files, key=lambda p: (p.name, str(p))), names)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -188,22 +126,3 @@ def _relative(path: Path, root: Path) -> str:
         except ValueError:
             continue
     return str(path)
-
-
-def _coco2017_locator(root: Path):
-    """Karpathy entries name 2014 files; the same images live in train2017/ or val2017/ as {cocoid:012d}.jpg."""
-    in_val = {p.name for p in (root / "val2017").glob("*.jpg")}
-
-    def locate(entry: dict) -> str:
-        name = f"{int(entry['cocoid']):012d}.jpg"
-        return f"{'val2017' if name in in_val else 'train2017'}/{name}"
-
-    return locate
-
-
-def supported(kind: str, task_type: str) -> bool:
-    return task_type in DEFAULT_SPLITS.get(kind, {})
-
-
-def tasks_for(kind: str) -> list[str]:
-    return sorted(DEFAULT_SPLITS.get(kind, {}))

@@ -1,8 +1,10 @@
 """Tokenisation shared by every model that reads text.
 
-``text.tokenizer: wordpiece`` builds a BERT WordPiece vocabulary from the suite's training texts (deterministic:
-sorted unique texts, fixed vocabulary size), cached by content hash. Any other value is a Hugging Face tokenizer
-name or local directory, loaded offline.
+``text.tokenizer: wordpiece`` builds a BERT WordPiece vocabulary from the suite's training texts with
+:mod:`harness.data.wordpiece`: canonical (it depends only on the sorted unique texts, ``vocab_size`` and
+``lowercase``) and byte-identical on every machine, cached under ``<cache>/tokenizers/<key>/vocab.txt``, the key a
+hash of the trainer version and those inputs. It is applied with ``transformers.BertTokenizer`` (standard WordPiece,
+longest match first). Any other value is a Hugging Face tokenizer name or local directory, loaded offline.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.data import wordpiece
 from harness.errors import UserError
 from harness.suite.schema import TextSpec
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIALS = list(wordpiece.SPECIALS)
 
 
 def cache_root() -> Path:
@@ -36,39 +39,58 @@ def load_tokenizer(spec: TextSpec, corpus: list[str] | None = None, cache_dir: P
         tok = BertTokenizer(vocab=str(vocab), do_lower_case=spec.lowercase)
         return tok, "wordpiece:" + _sha(vocab.read_bytes())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from harness.models.weights import refuse_remote_code
+
+    refuse_remote_code(spec.tokenizer, "text.tokenizer")
     try:
-        tok = AutoTokenizer.from_pretrained(spec.tokenizer, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(spec.tokenizer, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise UserError(
             f"text.tokenizer: cannot load tokenizer {spec.tokenizer!r} offline ({type(exc).__name__}). Download it on "
-            f"a connected machine (`huggingface-cli download {spec.tokenizer}`) into the Hugging Face cache, or save "
+            f"a connected machine (`hf download {spec.tokenizer}`) into the Hugging Face cache, or save "
             "it with save_pretrained() to a directory and give that path; or use 'wordpiece'"
         ) from exc
     return tok, "hf:" + _sha(repr(sorted(tok.get_vocab().items())).encode())
 
 
 def build_wordpiece(corpus: list[str], vocab_size: int, lowercase: bool, cache_dir: Path) -> Path:
-    """Train (or reuse) a WordPiece vocabulary; returns the path of ``vocab.txt``."""
-    from tokenizers import BertWordPieceTokenizer
+    """Train (or reuse) the canonical WordPiece vocabulary of ``corpus``; returns the path of ``vocab.txt``.
 
+    The vocabulary depends only on the sorted unique texts, ``vocab_size`` and ``lowercase`` (see
+    :mod:`harness.data.wordpiece`); the cache key also holds ``wordpiece.VERSION``, so vocabularies of an older
+    trainer (including the ``tokenizers`` trainer used before, whose output varied between processes) are never
+    reused.
+    """
+    if vocab_size < len(SPECIALS):
+        raise UserError(f"text.vocab_size must be at least {len(SPECIALS)} (the special tokens), got {vocab_size}")
     texts = sorted(set(corpus))
-    key = _sha("\n".join(texts).encode() + f"|{vocab_size}|{lowercase}".encode())[:20]
+    key = vocab_key(texts, vocab_size, lowercase)
     final = cache_dir / "tokenizers" / key
     if (final / "vocab.txt").is_file():
         return final / "vocab.txt"
+    vocab = wordpiece.build_vocab(texts, vocab_size, lowercase)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
-        trainer = BertWordPieceTokenizer(lowercase=lowercase)
-        trainer.train_from_iterator(
-            texts, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIALS, show_progress=False
-        )
-        trainer.save_model(str(tmp))
-        with contextlib.suppress(OSError):  # another process won the race: use its vocabulary
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; a cache entry should be readable like the rest of the cache
+        (tmp / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8", newline="\n")
+        if final.exists() and not (final / "vocab.txt").is_file():
+            shutil.rmtree(final, ignore_errors=True)  # an incomplete or foreign directory: replace it
+        with contextlib.suppress(OSError):  # another process won the race: use its (identical) vocabulary
             tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "vocab.txt"
+
+
+def vocab_key(texts: list[str], vocab_size: int, lowercase: bool) -> str:
+    """Cache key of the vocabulary of the sorted unique ``texts``: the trainer version, the settings and the texts."""
+    h = hashlib.sha256(f"{wordpiece.VERSION}|{vocab_size}|{lowercase}|{len(texts)}\n".encode())
+    for t in texts:
+        data = t.encode()
+        h.update(b"%d:" % len(data))  # length-prefixed, so no two lists of texts hash the same bytes
+        h.update(data)
+    return h.hexdigest()[:20]
 
 
 def tokenize(

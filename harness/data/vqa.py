@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from harness.data import formats
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import VqaSplit, first_with, index_unique, read_json
+from harness.data.records import DATASET_HINT, VqaSplit, first_with, index_unique
 from harness.errors import UserError
 
 SUBDIRS = ("", "questions", "annotations", "Questions", "Annotations")
@@ -47,19 +49,22 @@ def image_dir(split: str) -> str:
 
 
 def load_vqa(root: Path, images_root: Path, split: str, issues: SampleIssues) -> VqaSplit:
-    """Questions (+ annotations when the split has them), validated and joined by question id."""
+    """Questions (+ annotations when the split has them), validated and joined by question id.
+
+    Both files are parsed against the schemas of :mod:`harness.data.formats` (a malformed file is an error whatever
+    ``on_bad_sample`` says). Per-question problems are bad samples: a repeated question id, a question without
+    annotation or on another image, answers the official accuracy cannot score (not exactly 10, missing or repeated
+    ``answer_id``: :func:`~harness.data.formats.vqa_answers_problem`), a missing image file.
+    """
     q_path, a_path = vqa_files(root, split)
-    questions = read_json(q_path, "VQA questions file")
-    questions = questions.get("questions") if isinstance(questions, dict) else None
-    if not isinstance(questions, list):
-        raise UserError(f"{q_path}: no 'questions' list; is this a v2_OpenEnded_mscoco_*_questions.json file?")
+    questions = formats.read(q_path, formats.VQA_QUESTIONS, DATASET_HINT).questions
     ann_by_q = _annotations(a_path, issues) if a_path is not None else None
     folder = image_dir(split)
     out = VqaSplit([], [], [], [], [], [] if ann_by_q is not None else None, [], [], [])
     seen_q: set[int] = set()
     rows: dict[int, int | None] = {}
     for q in questions:
-        qid, img = q["question_id"], q["image_id"]
+        qid, img = q.question_id, q.image_id
         sample = f"question id {qid}"
         if qid in seen_q:
             issues.bad(q_path, sample, "duplicate question id")
@@ -71,11 +76,12 @@ def load_vqa(root: Path, images_root: Path, split: str, issues: SampleIssues) ->
             if ann is None:
                 issues.bad(a_path, sample, f"question (from {q_path.name}) has no annotation")
                 continue
-            if ann["image_id"] != img:
-                issues.bad(a_path, sample, f"annotation says image id {ann['image_id']}, the question says {img}")
+            if ann.image_id != img:
+                issues.bad(a_path, sample, f"annotation says image id {ann.image_id}, the question says {img}")
                 continue
-            if not ann.get("answers"):
-                issues.bad(a_path, sample, "annotation has no answers")
+            problem = formats.vqa_answers_problem(ann.answers)
+            if problem is not None:
+                issues.bad(a_path, sample, problem)
                 continue
         if img not in rows:
             rel = f"{folder}/COCO_{folder}_{img:012d}.jpg"
@@ -91,12 +97,12 @@ def load_vqa(root: Path, images_root: Path, split: str, issues: SampleIssues) ->
             continue
         out.question_ids.append(qid)
         out.image_index.append(rows[img])
-        out.questions.append(q["question"])
+        out.questions.append(q.question)
         if ann is not None:
-            out.answers.append([a["answer"] for a in ann["answers"]])
-            out.answer_types.append(ann["answer_type"])
-            out.question_types.append(ann["question_type"])
-            out.mc_answers.append(ann["multiple_choice_answer"])
+            out.answers.append([a.answer for a in ann.answers])
+            out.answer_types.append(ann.answer_type)
+            out.question_types.append(ann.question_type)
+            out.mc_answers.append(ann.multiple_choice_answer)
     if ann_by_q is not None:
         for qid in sorted(set(ann_by_q) - seen_q)[:50]:
             issues.bad(a_path, f"question id {qid}", f"annotation for a question that is not in {q_path.name}")
@@ -105,12 +111,9 @@ def load_vqa(root: Path, images_root: Path, split: str, issues: SampleIssues) ->
     return out
 
 
-def _annotations(a_path: Path, issues: SampleIssues) -> dict[int, dict]:
-    anns = read_json(a_path, "VQA annotations file")
-    anns = anns.get("annotations") if isinstance(anns, dict) else None
-    if not isinstance(anns, list):
-        raise UserError(f"{a_path}: no 'annotations' list; is this a v2_mscoco_*_annotations.json file?")
-    return index_unique(anns, "question_id", "question id", "duplicate annotation", a_path, issues)
+def _annotations(a_path: Path, issues: SampleIssues) -> dict[int, formats.VqaAnnotation]:
+    anns = formats.read(a_path, formats.VQA_ANNOTATIONS, DATASET_HINT).annotations
+    return index_unique(anns, operator.attrgetter("question_id"), "question id", "duplicate annotation", a_path, issues)
 
 
 def find_images_root(root: Path, images: Path | None, split: str) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.metrics.finite import check_finite
 from harness.metrics.topk import to_numpy
 
 __all__ = ["AP_MODES", "average_precision"]
@@ -48,8 +49,7 @@ def _check_inputs(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"Expected `targets` to have the shape of `scores` {tuple(s.shape)}, but got {tuple(t.shape)}")
     if s.shape[0] == 0 or s.shape[1] == 0:
         raise UserError(f"Expected at least one sample and one class, but got shape {tuple(s.shape)}")
-    if s.dtype.kind == "f" and np.isnan(s).any():
-        raise UserError("Expected `scores` to be free of NaN, but got NaN values")
+    check_finite(s, "scores")
     bad = (t != 0) & (t != 1)
     if bad.any():
         raise UserError(f"Expected `targets` to contain only 0 and 1, but got {t[bad][0].item()!r}")
@@ -135,8 +135,8 @@ def average_precision(scores: Any, targets: Any, mode: str = "nonint") -> dict[s
         all classes.
 
     Raises:
-        UserError: On bad shapes or labels, NaN scores, an unknown mode, or (outside ``"asl"``) when no class has a
-            positive.
+        UserError: On bad shapes or labels, an unknown mode, or (outside ``"asl"``) when no class has a positive.
+        NonFiniteError: On NaN or ±inf scores (a ``ValueError``), naming the first one.
     """
     if mode not in AP_MODES:
         raise UserError(f"Expected `mode` to be one of {', '.join(map(repr, AP_MODES))}, but got {mode!r}")

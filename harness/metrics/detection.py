@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.errors import UserError
+from harness.metrics.finite import NonFiniteError, non_finite_name
 
 __all__ = ["COCO_STAT_NAMES", "coco_detection_stats"]
 
@@ -22,36 +24,35 @@ COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR
 _RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
 
 
-def _load_json(path: str | Path, what: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"Expected {what} file {str(p)!r} to exist, but it was not found")
-    try:
-        with p.open(encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"Expected {what} file {str(p)!r} to be JSON, but it failed to parse: {exc}") from None
+def _read(path: str | Path, fmt: Any) -> Any:
+    from harness.data import formats
+
+    return formats.read(Path(path), fmt, "check the path")
 
 
-def _prepare_gt(gt: str | Path | dict, iscrowd_default: int | None) -> dict:
+def _prepare_gt(gt: str | Path | dict, iscrowd_default: int | None) -> tuple[dict, str]:
+    from harness.data import formats
+
     if isinstance(gt, str | Path):
         name = str(gt)
-        data = _load_json(gt, "COCO annotation")
+        data = _read(gt, formats.COCO_INSTANCES)  # validated: ids, bbox of 4 finite numbers, area, categories
     elif isinstance(gt, dict):
         name = "the ground-truth dict"
         data = copy.deepcopy(gt)  # pycocotools and the iscrowd fill mutate it
+        if not isinstance(data.get("annotations"), list) or not isinstance(data.get("images"), list):
+            raise UserError(f"Expected {name} to be a COCO annotation dict with 'images' and 'annotations' lists")
+        data.setdefault("categories", [])
+        for ann in data["annotations"]:
+            for key in ("bbox", "area", "image_id", "category_id"):
+                if key not in ann:
+                    raise UserError(
+                        f"Expected every annotation in {name} to have a {key!r} field, "
+                        f"but annotation id {ann.get('id')!r} has none"
+                    )
+        _check_boxes(data["annotations"], name, "annotation", "id")
     else:
         raise UserError(f"Expected `gt` to be a path or a COCO dict, but got {type(gt).__name__}")
-    if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
-        raise UserError(f"Expected {name} to be a COCO annotation dict with 'images' and 'annotations', but it is not")
-    data.setdefault("categories", [])
     for ann in data["annotations"]:
-        for key in ("bbox", "area", "image_id", "category_id"):
-            if key not in ann:
-                raise UserError(
-                    f"Expected every annotation in {name} to have a {key!r} field, "
-                    f"but annotation id {ann.get('id')!r} has none"
-                )
         if "iscrowd" not in ann:
             if iscrowd_default is None:
                 raise UserError(
@@ -60,32 +61,60 @@ def _prepare_gt(gt: str | Path | dict, iscrowd_default: int | None) -> dict:
                     "to treat such annotations as not crowd"
                 )
             ann["iscrowd"] = iscrowd_default
-    return data
+    return data, name
 
 
 def _prepare_results(results: str | Path | list, image_ids: set) -> list[dict]:
+    from harness.data import formats
+
     if isinstance(results, str | Path):
         name = str(results)
-        data = _load_json(results, "detection results")
+        data = _read(results, formats.DETECTION_RESULTS)  # validated: the 4 keys, bbox of 4 finite numbers
     elif isinstance(results, list):
         name = "the results list"
         data = copy.deepcopy(results)  # COCO.loadRes writes area/id/iscrowd into every result
+        for i, det in enumerate(data):
+            missing = [k for k in _RESULT_KEYS if not isinstance(det, dict) or k not in det]
+            if missing:
+                raise UserError(
+                    f"Expected every detection in {name} to have keys {_RESULT_KEYS}, but #{i} lacks {missing}"
+                )
+        _check_boxes(data, name, "detection", None)
     else:
         raise UserError(f"Expected `results` to be a path or a list of detections, but got {type(results).__name__}")
-    if not isinstance(data, list) or not data:
-        raise UserError(
-            f"Expected {name} to be a non-empty list of detections, but got {type(data).__name__} {data!r:.60}"
-        )
+    if not data and isinstance(results, list):
+        raise UserError(f"Expected {name} to be a non-empty list of detections, but it is empty")
+    if not data:
+        raise UserError(f"{name}: expected a non-empty list of detections, got []")
     for i, det in enumerate(data):
-        missing = [k for k in _RESULT_KEYS if not isinstance(det, dict) or k not in det]
-        if missing:
-            raise UserError(f"Expected every detection in {name} to have keys {_RESULT_KEYS}, but #{i} lacks {missing}")
         if det["image_id"] not in image_ids:
             raise UserError(
                 f"Expected every detection in {name} to refer to an image of the ground truth, "
                 f"but #{i} has image_id {det['image_id']!r}"
             )
     return data
+
+
+def _check_boxes(items: list[dict], name: str, noun: str, id_key: str | None) -> None:
+    """Every ``bbox`` is 4 finite numbers and every ``score`` (results) / ``area`` (ground truth) a finite number."""
+    extra = "area" if id_key else "score"
+    try:
+        boxes = np.asarray([d["bbox"] for d in items], dtype=np.float64).reshape(len(items), 4)
+        values = np.asarray([d[extra] for d in items], dtype=np.float64).reshape(len(items))
+    except (TypeError, ValueError):
+        raise UserError(
+            f"Expected every {noun} in {name} to have a 'bbox' of 4 numbers [x, y, width, height] and a numeric "
+            f"{extra!r}"
+        ) from None
+    bad = ~np.isfinite(boxes).all(axis=1) | ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        j = next((j for j in range(4) if not np.isfinite(boxes[i, j])), None)
+        loc, value = (f"[{i}].bbox[{j}]", boxes[i, j]) if j is not None else (f"[{i}].{extra}", values[i])
+        ident = f"id {items[i].get(id_key)!r}" if id_key else f"image_id {items[i].get('image_id')!r}"
+        raise NonFiniteError(
+            f"Expected every {noun} in {name} to be finite, but {loc} is {non_finite_name(value)} ({ident})"
+        )
 
 
 def coco_detection_stats(
@@ -105,12 +134,14 @@ def coco_detection_stats(
         ``{"stats": [12 floats, pycocotools fractions], "AP": pct, "AP50": pct, ..., "ARl": pct}``.
 
     Raises:
-        UserError: On unreadable files, missing fields, or detections on images absent from the ground truth.
+        UserError: On unreadable or malformed files (checked against the schemas of :mod:`harness.data.formats`),
+            missing fields, or detections on images absent from the ground truth.
+        NonFiniteError: On a NaN or ±inf box, area or score (a ``ValueError``), naming the first one.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    gt_data = _prepare_gt(gt, iscrowd_default)
+    gt_data, _ = _prepare_gt(gt, iscrowd_default)
     dt_data = _prepare_results(results, {img["id"] for img in gt_data["images"]})
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()

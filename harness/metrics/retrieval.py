@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.metrics.finite import check_finite
 from harness.metrics.topk import to_numpy
 
 __all__ = ["TIES", "retrieval_recall"]
@@ -107,11 +108,6 @@ def _gt_images(txt2img: Any, n_texts: int, n_images: int) -> np.ndarray:
     return out
 
 
-def _check_block(block: np.ndarray, name: str) -> None:
-    if block.dtype.kind == "f" and np.isnan(block.max()):  # max propagates NaN: one pass, no temporary
-        raise UserError(f"Expected `{name}` to be free of NaN, but got NaN values")
-
-
 def _single_gt_ranks(scores: np.ndarray, gt: np.ndarray, pessimistic: bool, name: str) -> np.ndarray:
     """Rank of one ground-truth column per row: candidates (other than the gt) scoring >= (or >) the gt score."""
     n_rows, n_cols = scores.shape
@@ -119,7 +115,7 @@ def _single_gt_ranks(scores: np.ndarray, gt: np.ndarray, pessimistic: bool, name
     step = max(1, _BLOCK_ELEMENTS // n_cols)
     for r0 in range(0, n_rows, step):
         block = scores[r0 : r0 + step]
-        _check_block(block, name)
+        check_finite(block, name, r0)
         thr = block[np.arange(block.shape[0]), gt[r0 : r0 + step]][:, None]
         if pessimistic:
             ranks[r0 : r0 + step] = np.count_nonzero(block >= thr, axis=1) - 1  # the gt itself is >= its own score
@@ -155,7 +151,8 @@ def retrieval_recall(
         ``{"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1", "img_r5", "img_r10", "img_r_mean", "r_mean"}``.
 
     Raises:
-        UserError: On bad shapes, out-of-range indices, NaN scores or an unknown tie policy.
+        UserError: On bad shapes, out-of-range indices or an unknown tie policy.
+        NonFiniteError: On NaN or ±inf scores (a ``ValueError``), naming the first one.
     """
     if ties not in TIES:
         raise UserError(f"Expected `ties` to be one of {', '.join(map(repr, TIES))}, but got {ties!r}")
@@ -178,7 +175,7 @@ def retrieval_recall(
     step = max(1, min(_BLOCK_ELEMENTS // n_texts, 65535))
     for r0 in range(0, n_images, step):
         block = scores[r0 : r0 + step]
-        _check_block(block, "scores_i2t")
+        check_finite(block, "scores_i2t", r0)
         gt_scores = np.take_along_axis(block, gt_txt[r0 : r0 + step], axis=1)
         thr = gt_scores.max(axis=1)[:, None]
         if pessimistic:

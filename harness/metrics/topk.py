@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.metrics.finite import check_finite
 
 __all__ = ["to_numpy", "topk_accuracy", "topk_correct"]
 
@@ -76,7 +77,8 @@ def topk_correct(logits: Any, target: Any, topk: Sequence[int] | int = (1, 5)) -
         ``(correct, n)``: ``correct[i]`` samples are correct at ``topk[i]``, out of ``n`` samples.
 
     Raises:
-        UserError: On bad shapes, out-of-range targets, NaN logits or bad k.
+        UserError: On bad shapes, out-of-range targets or bad k.
+        NonFiniteError: On NaN or ±inf logits (a ``ValueError``), naming the first one.
     """
     ks = _check_topk(topk)
     scores = to_numpy(logits, "logits")
@@ -102,8 +104,7 @@ def topk_correct(logits: Any, target: Any, topk: Sequence[int] | int = (1, 5)) -
         block = scores[r0 : r0 + step]
         lab = labels[r0 : r0 + step]
         own = block[np.arange(block.shape[0]), lab][:, None]
-        if block.dtype.kind == "f" and np.isnan(block.max()):  # max propagates NaN
-            raise UserError("Expected `logits` to be free of NaN, but got NaN values")
+        check_finite(block, "logits", r0)
         higher = np.count_nonzero(block > own, axis=1)
         tied_before = np.count_nonzero((block == own) & (cols[None, :] < lab[:, None]), axis=1)
         rank[r0 : r0 + step] = higher + tied_before

@@ -6,12 +6,15 @@ Face cache. When they are missing the error says exactly what to fetch and where
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 
 import torch
 from torch import nn
 
-from harness.errors import UserError
+from harness.errors import UserError, did_you_mean
+from harness.models import BuildContext
 from harness.models.base import Encoded
 from harness.models.specs import ImageEncoderSpec, TextEncoderSpec
 
@@ -34,15 +37,15 @@ class ImageEncoder(nn.Module):
     pooled vector is timm's own pre-logits pooling (``forward_head(..., pre_logits=True)``).
     """
 
-    def __init__(self, spec: ImageEncoderSpec, image_size: int, where: str = "image_encoder") -> None:
+    def __init__(self, spec: ImageEncoderSpec, ctx: BuildContext, key: str = "image_encoder") -> None:
         super().__init__()
         self.spec = spec
-        self.model = create_timm_model(spec, image_size, where)
+        self.model = create_timm_model(spec, ctx.image_size, ctx.key(key), ctx.load_weights)
         self.num_features = int(self.model.num_features)
         self.model.eval()  # probe without touching BatchNorm statistics
         device = next(self.model.parameters()).device  # works on the meta device too
         with torch.no_grad():
-            probe = self.model.forward_features(torch.zeros(1, 3, image_size, image_size, device=device))
+            probe = self.model.forward_features(torch.zeros(1, 3, ctx.image_size, ctx.image_size, device=device))
         self.model.train()
         self.num_tokens = int(probe.shape[2] * probe.shape[3]) if probe.ndim == 4 else int(probe.shape[1])
 
@@ -53,7 +56,7 @@ class ImageEncoder(nn.Module):
         return Encoded(tokens=tokens, pooled=pooled)
 
 
-def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn.Module:
+def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str, load_weights: bool = True) -> nn.Module:
     """``timm.create_model`` without a classifier, at the suite's image size, loading weights only from disk."""
     import timm
 
@@ -64,7 +67,7 @@ def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn
     kwargs.setdefault("num_classes", 0)
     if spec.drop_path:
         kwargs["drop_path_rate"] = spec.drop_path
-    pretrained = spec.pretrained
+    pretrained = spec.pretrained and load_weights
     if pretrained:
         from harness.models.weights import timm_weights_file
 
@@ -74,7 +77,7 @@ def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn
     try:
         return _create_with_size(timm, spec.name, pretrained, image_size, kwargs)
     except TypeError as exc:
-        raise UserError(f"{where}.args: timm model {spec.name!r} rejected the arguments {spec.args}: {exc}") from exc
+        raise UserError(f"{where}.args: timm model {spec.name!r} {_bad_argument(timm, spec, exc)}") from exc
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         if not pretrained:
             raise
@@ -82,6 +85,21 @@ def create_timm_model(spec: ImageEncoderSpec, image_size: int, where: str) -> nn
             f"{where}: cannot load pretrained weights {kwargs['pretrained_cfg_overlay']['file']!r} "
             f"into {spec.name!r}: {exc}"
         ) from exc
+
+
+def _bad_argument(timm, spec: ImageEncoderSpec, exc: TypeError) -> str:
+    """'rejected the argument 'embed_dm'. Did you mean: 'embed_dim'?' from a TypeError of the model class."""
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if not match:
+        return f"rejected the arguments {spec.args}: {exc}"
+    arg = match.group(1)
+    try:  # the model class's own parameters, from a default instance on the meta device
+        with torch.device("meta"):
+            cls = type(timm.create_model(spec.name, pretrained=False))
+        names = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+    except Exception:  # pragma: no cover - only improves the message
+        names = []
+    return f"does not take the argument {arg!r}.{did_you_mean(arg, names)} See the model class's arguments in timm"
 
 
 def _create_with_size(timm, name: str, pretrained: bool, image_size: int, kwargs: dict) -> nn.Module:
@@ -97,17 +115,12 @@ def _create_with_size(timm, name: str, pretrained: bool, image_size: int, kwargs
 class TextEncoder(nn.Module):
     """A BERT-like encoder from transformers: by name/path (offline) or built from a ``BertConfig``."""
 
-    def __init__(
-        self,
-        spec: TextEncoderSpec,
-        vocab_size: int | None,
-        pad_token_id: int,
-        max_len: int,
-        where: str = "text_encoder",
-    ) -> None:
+    def __init__(self, spec: TextEncoderSpec, ctx: BuildContext, key: str = "text_encoder") -> None:
         super().__init__()
         self.spec = spec
-        self.model = create_text_model(spec, vocab_size, pad_token_id, max_len, where)
+        self.model = create_text_model(
+            spec, ctx.vocab_size, ctx.pad_token_id, ctx.max_text_len, ctx.key(key), ctx.load_weights
+        )
         self.hidden_size = int(self.model.config.hidden_size)
 
     @property
@@ -130,8 +143,18 @@ def pool_text(tokens: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tenso
 
 
 def create_text_model(
-    spec: TextEncoderSpec, vocab_size: int | None, pad_token_id: int, max_len: int, where: str
+    spec: TextEncoderSpec,
+    vocab_size: int | None,
+    pad_token_id: int,
+    max_len: int,
+    where: str,
+    load_weights: bool = True,
 ) -> nn.Module:
+    """A BERT-like model: built from ``config`` (a ``BertConfig``, unknown keys refused) or read offline by name.
+
+    Never runs code from a model folder: ``trust_remote_code=False``, and a config that names custom code
+    (``auto_map``) is refused before transformers sees it.
+    """
     from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
     set_offline()
@@ -139,6 +162,7 @@ def create_text_model(
     if spec.name is None:
         if vocab_size is None:
             raise UserError(f"{where}: building a BERT from 'config' needs the suite tokenizer's vocabulary size")
+        check_bert_config_keys(spec.config, f"{where}.config")
         params = {"max_position_embeddings": max(512, max_len), **spec.config, **overrides}
         try:
             config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, **params)
@@ -150,14 +174,38 @@ def create_text_model(
                 f"{config.num_attention_heads}"
             )
         return BertModel(config, add_pooling_layer=False)
+    from harness.models.weights import refuse_remote_code
+
+    refuse_remote_code(spec.name, f"{where}.name")
     try:
-        if spec.pretrained:
-            return AutoModel.from_pretrained(spec.name, local_files_only=True, add_pooling_layer=False, **overrides)
-        config = AutoConfig.from_pretrained(spec.name, local_files_only=True, **overrides)
-        return AutoModel.from_config(config, add_pooling_layer=False)
+        if spec.pretrained and load_weights:
+            return AutoModel.from_pretrained(
+                spec.name, local_files_only=True, trust_remote_code=False, add_pooling_layer=False, **overrides
+            )
+        config = AutoConfig.from_pretrained(spec.name, local_files_only=True, trust_remote_code=False, **overrides)
+        return AutoModel.from_config(config, add_pooling_layer=False, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise UserError(
-            f"{where}.name: cannot load {spec.name!r} offline ({type(exc).__name__}). Download it on a connected "
-            f"machine (e.g. `huggingface-cli download {spec.name}`) into the Hugging Face cache (~/.cache/huggingface"
+            f"{where}.name: cannot load {spec.name!r} offline ({type(exc).__name__}: {str(exc)[:200]}). Download it "
+            f"on a connected machine (`hf download {spec.name}`) into the Hugging Face cache (~/.cache/huggingface"
             f"/hub or $HF_HOME), or save it with save_pretrained() to a directory and set name: that path"
         ) from exc
+
+
+def bert_config_keys() -> set[str]:
+    """Every key a ``BertConfig`` knows: its own arguments and the common ``PretrainedConfig`` attributes."""
+    from transformers import BertConfig
+
+    params = set(inspect.signature(BertConfig.__init__).parameters) - {"self", "kwargs"}
+    return params | set(BertConfig().to_dict())
+
+
+def check_bert_config_keys(config: dict, where: str) -> None:
+    """``BertConfig`` silently keeps unknown keys (``hiden_size`` builds a 768-wide BERT): refuse them."""
+    known = bert_config_keys()
+    for key in config:
+        if key not in known:
+            raise UserError(
+                f"{where}.{key}: unknown BertConfig key {key!r}.{did_you_mean(key, known)} It would be ignored and "
+                "the default used; see transformers.BertConfig for the keys"
+            )

@@ -13,28 +13,60 @@ from harness.errors import UserError
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 HF_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 HF_HINT = (
-    "the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME/hub): run `huggingface-cli download {name}` "
+    "the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME/hub): run `hf download {name}` "
     "on a connected machine and copy that cache here, or save_pretrained() it to a directory and give that path"
 )
 
 
-def _hf_has(name: str, files: tuple[str, ...]) -> bool:
-    """Whether a local directory or the HF cache holds any of ``files`` for ``name``."""
+def _hf_file(name: str, filename: str) -> Path | None:
+    """``filename`` of ``name`` from a local directory or the HF cache, or None."""
     local = Path(name).expanduser()
     if local.is_dir():
-        return any((local / f).is_file() for f in files)
+        return local / filename if (local / filename).is_file() else None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover
-        return False
-    for f in files:
+        return None
+    try:
+        hit = try_to_load_from_cache(name, filename)
+    except Exception:  # invalid repo id: not in the cache
+        return None
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def _hf_has(name: str, files: tuple[str, ...]) -> bool:
+    """Whether a local directory or the HF cache holds any of ``files`` for ``name``."""
+    return any(_hf_file(name, f) is not None for f in files)
+
+
+def refuse_remote_code(name: str, where: str) -> None:
+    """Refuse a model or tokenizer whose config names custom code (``auto_map``): xmbench never runs Python code
+    shipped with weights (transformers' ``trust_remote_code``)."""
+    import json
+
+    for filename in ("config.json", "tokenizer_config.json"):
+        path = _hf_file(name, filename)
+        if path is None:
+            continue
         try:
-            hit = try_to_load_from_cache(name, f)
-        except Exception:  # invalid repo id: not in the cache
-            return False
-        if isinstance(hit, str):
-            return True
-    return False
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # transformers reports unreadable configs itself
+        if isinstance(data, dict) and data.get("auto_map"):
+            classes = ", ".join(sorted(str(v) for v in _flat(data["auto_map"])))[:200]
+            raise UserError(
+                f"{where}: {name!r} names custom code in {path} (auto_map: {classes}); xmbench never runs code that "
+                "comes with weights (trust_remote_code is off). Use a model with a built-in transformers "
+                "architecture, or register your model as a plug-in (--plugin MODULE)"
+            )
+
+
+def _flat(value) -> list:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flat(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _flat(v)]
+    return [value]
 
 
 def locate_timm_weights(name: str) -> tuple[Path | None, str]:
@@ -66,7 +98,7 @@ def locate_timm_weights(name: str) -> tuple[Path | None, str]:
     if cfg.hf_hub_id:
         repo = cfg.hf_hub_id.partition("@")[0]
         return None, (
-            f"`huggingface-cli download {repo} {cfg.hf_hub_filename or 'model.safetensors'}` (goes to "
+            f"`hf download {repo} {cfg.hf_hub_filename or 'model.safetensors'}` (goes to "
             f"the Hugging Face cache, ~/.cache/huggingface/hub or $HF_HOME)"
         )
     if cfg.url:
@@ -110,6 +142,7 @@ def check_image_encoder(spec, where: str) -> None:
 def check_text_encoder(spec, where: str) -> None:
     if not spec.name:
         return
+    refuse_remote_code(spec.name, f"{where}.name")
     if not _hf_has(spec.name, ("config.json",)):
         raise UserError(
             f"{where}.name: {spec.name!r} is not available offline (no config.json). Put it in "
@@ -125,6 +158,7 @@ def check_text_encoder(spec, where: str) -> None:
 def check_tokenizer(name: str, where: str = "text.tokenizer") -> None:
     if name == "wordpiece":
         return
+    refuse_remote_code(name, where)
     if not _hf_has(name, HF_TOKENIZER):
         raise UserError(
             f"{where}: tokenizer {name!r} is not available offline (none of {', '.join(HF_TOKENIZER)}). "

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.suite.schema import Suite
 
+if TYPE_CHECKING:
+    from harness.results.collect import PlanResults
 
-def write_report(suite: Suite, records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
-    """Write every report file for ``records`` into ``out_dir`` (atomically); returns the paths."""
+
+def write_report(suite: Suite, results: PlanResults, out_dir: Path) -> dict[str, Path]:
+    """Write every report file for the plan's ``results`` into ``out_dir`` (atomically); returns the paths."""
     from harness.report.html import render_html
     from harness.report.markdown import render_markdown
     from harness.report.model import build_report
     from harness.results.store import atomic_write_json, atomic_write_text
 
-    report = build_report(suite, records, generated=datetime.now(UTC))
+    report = build_report(suite, results, generated=datetime.now(UTC))
     paths = {
         "csv": out_dir / "results.csv",
         "json": out_dir / "summary.json",

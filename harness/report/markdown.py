@@ -139,8 +139,21 @@ def render_markdown(report: Report) -> str:
                 out += [f"- ... and {info['count'] - len(info.get('samples', []))} more (see runs/*/skipped.json)"]
             out.append("")
     if report.failed:
-        out += ["## Failed runs", ""]
-        out += [_table(["run", "error"], [[f["run_id"], str(f.get("error", ""))] for f in report.failed]), ""]
+        out += ["## Failed runs", "", "Not in any mean above.", ""]
+        out += [_table(["run", "error"], [[f.run_id, str(f.error or "")] for f in report.failed]), ""]
+    if report.missing or report.in_progress:
+        out += ["## Runs without a result", ""]
+        out += [f"- `{r}`: in progress (claimed by a running xmbench process)" for r in report.in_progress]
+        out += [f"- `{r}`: missing (not run yet, or interrupted); `xmbench run` trains it" for r in report.missing]
+        out.append("")
+    if report.other:
+        out += [
+            "## Not part of this plan",
+            "",
+            "Run folders under `runs/` that this suite, as it is now, does not plan. They are never averaged in.",
+            "",
+        ]
+        out += [_table(["folder", "run", "why"], [[f"`{o.folder}`", o.run_id, o.reason] for o in report.other]), ""]
     if env:
         out += ["## Environment", ""]
         out += [_table(["key", "value"], [[k, str(v)] for k, v in env.items()]), ""]

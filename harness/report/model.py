@@ -11,6 +11,8 @@ import pandas as pd
 
 from harness import __version__
 from harness.results.aggregate import TaskTable, cost_frame, results_frame, task_tables
+from harness.results.collect import OtherFolder, PlanResults
+from harness.results.record import RunRecord
 from harness.suite.schema import Suite
 
 
@@ -21,7 +23,10 @@ class Report:
     results: pd.DataFrame
     tables: list[TaskTable]
     cost: pd.DataFrame
-    failed: list[dict[str, Any]]
+    failed: list[RunRecord]
+    missing: list[str]  # plan runs with no result
+    in_progress: list[str]  # plan runs claimed by a live process
+    other: list[OtherFolder]  # run folders that are not part of this plan (never averaged in)
     overrides: list[dict[str, Any]]
     env: dict[str, Any]
     notes: dict[str, dict[str, Any]]
@@ -35,7 +40,10 @@ class Report:
             "xmbench": __version__,
             "env": self.env,
             "tasks": {},
-            "failed": self.failed,
+            "failed": [{"run_id": r.run_id, "folder": r.folder, "error": r.error} for r in self.failed],
+            "missing": self.missing,
+            "in_progress": self.in_progress,
+            "not_part_of_this_plan": [{"folder": o.folder, "run_id": o.run_id, "reason": o.reason} for o in self.other],
             "overrides": self.overrides,
             "skipped": self.skipped,
         }
@@ -69,43 +77,44 @@ def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x) else round(float(x), 4)
 
 
-def build_report(suite: Suite, records: list[dict[str, Any]], generated: datetime) -> Report:
-    df = results_frame(records)
+def build_report(suite: Suite, results: PlanResults, generated: datetime) -> Report:
+    from harness.suite.check import task_baseline
+
+    ok = results.ok
+    df = results_frame(ok)
     order = {tname: list(t.models) for tname, t in suite.tasks.items()}
-    baselines = {tname: t.baseline or suite.baseline for tname, t in suite.tasks.items()}
+    baselines = {tname: task_baseline(suite, tname) for tname in suite.tasks}
+    main_metrics = {r.task: r.main_metric for r in ok if r.main_metric}
     overrides = []
     for name, spec in suite.models.items():
         for key, value in spec.train.items():
             overrides.append(
                 {"model": name, "key": key, "suite_value": getattr(suite.train, key), "model_value": value}
             )
-    ok = [r for r in records if r.get("status") == "ok"]
     notes: dict[str, dict[str, Any]] = {}
     for r in ok:
-        notes.setdefault(r["task"], {}).update(
-            {k: v for k, v in (r.get("notes") or {}).items() if k in ("classes_without_positives", "scoring", "k_test")}
+        notes.setdefault(r.task, {}).update(
+            {k: v for k, v in (r.notes or {}).items() if k in ("classes_without_positives", "scoring", "k_test")}
         )
     skipped: dict[str, dict[str, Any]] = {}
     for r in ok:
-        info = r.get("skipped") or {}
-        if info.get("count"):
-            skipped[r["dataset"]] = info
+        if (r.skipped or {}).get("count"):
+            skipped[r.dataset] = r.skipped
     return Report(
         suite,
         generated,
         df,
-        task_tables(df, order, baselines),
-        cost_frame(records),
-        [r for r in records if r.get("status") != "ok"],
+        task_tables(df, order, baselines, main_metrics),
+        cost_frame(ok),
+        results.failed,
+        results.missing,
+        results.in_progress,
+        results.other,
         overrides,
-        ok[-1]["env"] if ok else {},
+        ok[-1].env if ok else {},
         notes,
         skipped,
-        [
-            (r["run_id"], f"{r.get('folder', 'runs/...')}/{r['notes']['submission']}")
-            for r in ok
-            if (r.get("notes") or {}).get("submission")
-        ],
+        [(r.run_id, f"{r.folder}/{r.notes['submission']}") for r in ok if (r.notes or {}).get("submission")],
     )
 
 

@@ -1,4 +1,4 @@
-"""Run records -> tables. Reads only what runs wrote (records from run folders), never live objects.
+r"""Run records -> tables. Reads only ``RunRecord``\ s (from run folders), never live objects.
 
 ``results_frame`` is the long format of ``results.csv``: one row per (run, metric). ``task_tables`` turns it into one
 table per task: models as rows, mean ± std over seeds per metric, the best model, and deltas against the baseline.
@@ -7,12 +7,10 @@ table per task: models as rows, mean ± std over seeds per metric, the best mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from harness.tasks import MAIN_METRIC
+from harness.results.record import RunRecord
 
 COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "metric", "value", "run_id", "fingerprint"]
 METRIC_ORDER = [
@@ -36,43 +34,26 @@ METRIC_ORDER = [
 ]
 
 
-def load_records(out_dir: Path, fingerprints: set[str] | None = None) -> list[dict[str, Any]]:
-    """All run records (metrics.json of finished runs, error.json of failed ones) under ``out_dir/runs``."""
-    from harness.results.store import ERROR, METRICS, read_json
-
-    records = []
-    for path in sorted((out_dir / "runs").glob("*/*/*")):
-        for name in (METRICS, ERROR):
-            if (path / name).is_file():
-                rec = read_json(path / name)
-                if fingerprints is None or rec.get("fingerprint") in fingerprints:
-                    records.append(rec)
-                break
-    return records
-
-
-def results_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def results_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Long format: one row per (run, metric) of finished runs; values in percent."""
-    rows = []
-    for r in records:
-        if r.get("status") != "ok":
-            continue
-        for metric, value in r["metrics"].items():
-            rows.append(
-                {
-                    "suite": r["suite"],
-                    "task": r["task"],
-                    "task_type": r["task_type"],
-                    "dataset": r["dataset"],
-                    "model": r["model"],
-                    "kind": r["kind"],
-                    "seed": r["seed"],
-                    "metric": metric,
-                    "value": float(value),
-                    "run_id": r["run_id"],
-                    "fingerprint": r["fingerprint"],
-                }
-            )
+    rows = [
+        {
+            "suite": r.suite,
+            "task": r.task,
+            "task_type": r.task_type,
+            "dataset": r.dataset,
+            "model": r.model,
+            "kind": r.kind,
+            "seed": r.seed,
+            "metric": metric,
+            "value": float(value),
+            "run_id": r.run_id,
+            "fingerprint": r.fingerprint,
+        }
+        for r in records
+        if r.ok
+        for metric, value in r.metrics.items()
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -96,9 +77,14 @@ class TaskTable:
 
 
 def task_tables(
-    df: pd.DataFrame, model_order: dict[str, list[str]], baselines: dict[str, str | None]
+    df: pd.DataFrame,
+    model_order: dict[str, list[str]],
+    baselines: dict[str, str | None],
+    main_metrics: dict[str, str] | None = None,
 ) -> list[TaskTable]:
-    """One :class:`TaskTable` per task present in ``df`` (task order of ``model_order``)."""
+    """One :class:`TaskTable` per task present in ``df`` (task order of ``model_order``); ``main_metrics`` (task ->
+    metric, from the run records) defaults to the first metric."""
+    main_metrics = main_metrics or {}
     tables = []
     for task, models in model_order.items():
         sub = df[df["task"] == task]
@@ -122,7 +108,7 @@ def task_tables(
                 task,
                 task_type,
                 sub["dataset"].iloc[0],
-                MAIN_METRIC.get(task_type, metrics[0]),
+                main_metrics.get(task) or metrics[0],
                 baseline if baseline in present else None,
                 metrics,
                 present,
@@ -137,25 +123,25 @@ def task_tables(
     return tables
 
 
-def cost_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def cost_frame(records: list[RunRecord]) -> pd.DataFrame:
     """Per (task, model): mean over seeds of parameters, FLOPs, training time, throughput and memory."""
     rows = []
     for r in records:
-        if r.get("status") != "ok":
+        if not r.ok:
             continue
-        t, f = r["timings"], r["model_facts"]
+        t, c = r.timings, r.cost
         rows.append(
             {
-                "task": r["task"],
-                "model": r["model"],
-                "params_M": f["params"] / 1e6,
-                "trainable_M": f["trainable_params"] / 1e6,
-                "GFLOPs_per_sample": (f["forward_flops_per_sample"] or float("nan")) / 1e9,
-                "train_s": t["train_seconds"],
-                "train_samples_per_s": t["train_samples_per_s"],
-                "eval_s": t["eval_seconds"],
-                "peak_rss_MB": t.get("process_peak_rss_mb"),
-                "cuda_peak_MB": t.get("cuda_peak_allocated_mb"),
+                "task": r.task,
+                "model": r.model,
+                "params_M": c.params / 1e6,
+                "trainable_M": c.trainable_params / 1e6,
+                "GFLOPs_per_sample": (c.forward_flops_per_sample or float("nan")) / 1e9,
+                "train_s": t.train_seconds,
+                "train_samples_per_s": t.train_samples_per_s,
+                "eval_s": t.eval_seconds,
+                "peak_rss_MB": t.process_peak_rss_mb,
+                "cuda_peak_MB": t.cuda_peak_allocated_mb,
             }
         )
     if not rows:

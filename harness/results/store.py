@@ -1,35 +1,63 @@
-"""Run folders: written atomically, never rewritten once finished.
+"""Run folders on disk: atomic files, the per-run lock, and the writer of a run in progress.
 
-A run folder holds ``spec.json`` (the resolved RunSpec + fingerprint), ``log.jsonl`` (training log), and when it
-finishes ``metrics.json`` (metrics, timings, model facts, environment) plus predictions. A failed run writes
-``error.json`` instead of ``metrics.json``. "Finished" means ``metrics.json`` exists and its fingerprint matches.
+Every file is written to a temporary name in the same folder, flushed, fsynced and renamed into place, so a reader
+never sees half a file and a crash never corrupts what was there. Files get the usual permissions (0666 minus the
+umask, so 0644 under the common umask 022), not the 0600 of a bare temporary file.
+
+A run is *claimed* before it is trained: :class:`RunLock` holds an exclusive ``flock`` on ``<run folder>/.lock``
+for as long as the run executes. Another process (a second ``xmbench run`` on the same ``--out``, a shard of the
+same suite) that finds the lock held skips that run. The kernel drops the lock when its process dies, even by
+SIGKILL, so a lock left behind by a killed process is taken over by the next process that asks; the lock file
+records who held it (pid, host, start time) for the messages. ``flock`` needs a file system that supports it
+(local disks, NFSv4, Lustre mounted with ``flock``).
+
+The run's record (``metrics.json`` / ``error.json``) is read and written only by :mod:`harness.results.record`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-METRICS = "metrics.json"
 SPEC = "spec.json"
-ERROR = "error.json"
 LOG = "log.jsonl"
 PREDICTIONS = "predictions.jsonl"
+LOCK = ".lock"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (Linux 4.7+)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path`` (mode 0666 & ~umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -42,7 +70,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """JSON with ``allow_nan=False``: a NaN never reaches a results file as the non-standard token ``NaN``."""
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
@@ -50,6 +79,8 @@ def _json_default(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
     raise TypeError(f"Expected a JSON-serialisable value, but got {type(obj).__name__}")
 
 
@@ -58,25 +89,132 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def is_finished(folder: Path, fingerprint: str) -> bool:
-    """True when ``folder`` holds a completed run with this fingerprint."""
-    path = folder / METRICS
-    if not path.is_file():
-        return False
+class RunLock:
+    """An exclusive, non-blocking claim on one run folder (see the module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        self._fd: int | None = None
+        self.previous: dict[str, Any] = {}  # who held the lock file before us, if it was left behind
+
+    def acquire(self) -> bool:
+        """Claim the run; False when a live process holds it (see :meth:`holder`)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            # The file may have been replaced between open and flock: then lock the new one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self._fd = fd
+        self.previous = _parse(os.pread(fd, 4096, 0))
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        data = json.dumps(info).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        return True
+
+    def left_behind(self) -> str | None:
+        """After :meth:`acquire`: a description of a holder that died without releasing (taken over), or None."""
+        prev = self.previous
+        if not prev.get("pid") or prev.get("released"):
+            return None
+        return f"pid {prev['pid']} on {prev.get('host', '?')} since {prev.get('since', '?')}"
+
+    def holder(self) -> str:
+        """Who holds the lock now, for messages (best effort)."""
+        try:
+            info = _parse(self.path.read_bytes())
+        except OSError:
+            info = {}
+        if not info.get("pid"):
+            return "another process"
+        return f"pid {info['pid']} on {info.get('host', '?')} since {info.get('since', '?')}"
+
+    def looks_held(self) -> bool:
+        """Whether the lock file names a holder that is still running, without touching the lock (a probe that
+        took the lock, even for a moment, could make a real claimant skip the run). A holder on another host
+        counts as running unless it released the lock."""
+        try:
+            info = _parse(self.path.read_bytes())
+        except OSError:
+            return False
+        if not info.get("pid") or info.get("released"):
+            return False
+        if info.get("host") != socket.gethostname():
+            return True
+        try:
+            os.kill(int(info["pid"]), 0)
+        except PermissionError:  # alive, owned by another user
+            return True
+        except (ProcessLookupError, ValueError, OverflowError):
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            info = _parse(os.pread(self._fd, 4096, 0))
+            data = json.dumps({**info, "released": True}).encode()
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data, 0)
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+    """Hold a blocking exclusive ``flock`` on ``path`` for the ``with`` block: the processes that share a results
+    folder write its report one at a time, each from what it reads while holding the lock, so the last report
+    written is built from the latest state (never a stale one overwriting a newer one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
-        return read_json(path).get("fingerprint") == fingerprint
-    except (OSError, json.JSONDecodeError):
-        return False
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        out = json.loads(data.decode("utf-8")) if data.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 class RunWriter:
-    """Writes one run folder. The finished marker (``metrics.json``) is written last."""
+    """Writes the files of one run in progress; the caller holds the run's :class:`RunLock`.
+
+    Starting a run clears what an earlier, unfinished attempt left (its log and predictions), so ``log.jsonl`` is
+    the log of exactly one attempt.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / ERROR).unlink(missing_ok=True)
         self._log = (folder / LOG).open("w", encoding="utf-8")
+        os.chmod(folder / LOG, FILE_MODE)
 
     def spec(self, spec: dict) -> None:
         atomic_write_json(self.folder / SPEC, spec)
@@ -90,8 +228,6 @@ class RunWriter:
         atomic_write_text(self.folder / PREDICTIONS, text)
 
     def array(self, name: str, arr: np.ndarray) -> None:
-        import io
-
         buf = io.BytesIO()
         np.save(buf, arr)
         atomic_write_bytes(self.folder / f"{name}.npy", buf.getvalue())
@@ -99,10 +235,6 @@ class RunWriter:
     def extra_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.folder / name, obj)
 
-    def finish(self, metrics: dict) -> None:
-        self._log.close()
-        atomic_write_json(self.folder / METRICS, metrics)
-
-    def fail(self, error: dict) -> None:
-        self._log.close()
-        atomic_write_json(self.folder / ERROR, error)
+    def close(self) -> None:
+        if not self._log.closed:
+            self._log.close()

@@ -1,6 +1,8 @@
-"""Semantic checks that need the registries: names, family parameters, overrides, pairings, paths.
+"""Semantic checks that need the registries: names, family parameters, overrides, pairings, baselines, data layout,
+weights on disk, and (for ``validate`` and ``run``) every model built once on the meta device.
 
-Every failure is a one-line :class:`UserError` naming the file, the key path and the value.
+``xmbench validate`` runs all of them, so that it catches what ``run`` would fail on before anything trains. Every
+failure is a one-line :class:`UserError` naming the file, the key path and the value.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from harness.errors import UserError
-from harness.models import ModelFamily, resolve_family
-from harness.suite.loader import format_validation_error, unknown_name
+from harness.models import BuildContext, ModelFamily, get_family
+from harness.suite.loader import unknown_name, validate_data
 from harness.suite.schema import SYNTHETIC, Suite, TrainSpec
 
 
@@ -28,65 +30,22 @@ class ResolvedModel:
     overrides: dict[str, Any]
 
 
-def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -> dict[str, ResolvedModel]:
+def check_suite(
+    suite: Suite, path: str | Path, data_root: Path | None = None, *, build: bool = False
+) -> dict[str, ResolvedModel]:
     """Validate everything the schema cannot; return the resolved models.
 
     Args:
         suite: the loaded suite.
         path: the suite file, for messages.
-        data_root: where relative dataset paths resolve; None skips the existence check.
+        data_root: where relative dataset paths resolve; None skips the dataset checks.
+        build: also build every model on the meta device (no memory, no weights read).
     """
     where = str(path)
-    models: dict[str, ResolvedModel] = {}
-    for name, spec in suite.models.items():
-        family = resolve_family(spec.type, where=f"{where}: models.{name}.type")
-        try:
-            config = family.config.model_validate(spec.params)
-        except ValidationError as exc:
-            raise UserError(f"{where}: {format_validation_error(exc, family.config, prefix=('models', name))}") from exc
-        train, overrides = _resolve_train(suite, name, spec.train, where)
-        models[name] = ResolvedModel(name, family, config, train, overrides)
-
-    if suite.baseline is not None and suite.baseline not in suite.models:
-        raise UserError(f"{where}: baseline: {unknown_name('model', suite.baseline, list(suite.models))}")
-
-    from harness.data.sources import supported, tasks_for
-    from harness.tasks import pairing_problem
-
-    for tname, task in suite.tasks.items():
-        key = f"tasks.{tname}"
-        if task.dataset not in suite.datasets:
-            raise UserError(f"{where}: {key}.dataset: {unknown_name('dataset', task.dataset, list(suite.datasets))}")
-        kind = suite.datasets[task.dataset].kind
-        if not supported(kind, task.type):
-            raise UserError(
-                f"{where}: {key}: a {task.type} task cannot use dataset {task.dataset!r} of kind {kind!r} "
-                f"(it serves: {', '.join(tasks_for(kind))})"
-            )
-        for i, mname in enumerate(task.models):
-            if mname not in suite.models:
-                raise UserError(f"{where}: {key}.models[{i}]: {unknown_name('model', mname, list(suite.models))}")
-            fam = models[mname].family
-            problem = pairing_problem(task.type, fam.kind, fam.modalities, task)
-            if problem:
-                raise UserError(f"{where}: {key}.models[{i}]: model {mname!r} cannot run this task: {problem}")
-        baseline = task.baseline or suite.baseline
-        if task.baseline is not None and task.baseline not in suite.models:
-            raise UserError(f"{where}: {key}.baseline: {unknown_name('model', task.baseline, list(suite.models))}")
-        if baseline is not None and baseline not in task.models and task.baseline is not None:
-            raise UserError(
-                f"{where}: {key}.baseline: {baseline!r} is not one of this task's models {list(task.models)}"
-            )
-
+    models = resolve_models(suite, where)
+    check_references(suite, models, where)
     if data_root is not None:
-        from harness.data.sources import dataset_path
-
-        for dname, dspec in suite.datasets.items():
-            if dspec.path != SYNTHETIC:
-                try:
-                    dataset_path(dname, dspec, data_root, suite.synthetic, generate=False)
-                except UserError as exc:
-                    raise UserError(f"{where}: {exc}") from exc
+        check_datasets(suite, data_root, where)
     from harness.models.weights import preflight
 
     reads_text = any("text" in m.family.modalities for m in models.values())
@@ -94,7 +53,123 @@ def check_suite(suite: Suite, path: str | Path, data_root: Path | None = None) -
         preflight({n: m.config for n, m in models.items()}, suite.text.tokenizer if reads_text else None)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from exc
+    if build:
+        build_on_meta(suite, models, where)
     return models
+
+
+def resolve_models(suite: Suite, where: str) -> dict[str, ResolvedModel]:
+    models: dict[str, ResolvedModel] = {}
+    for name, spec in suite.models.items():
+        family = get_family(spec.type, where=f"{where}: models.{name}.type")
+        config = validate_data(family.config, spec.params, where, prefix=("models", name))
+        train, overrides = _resolve_train(suite, name, spec.train, where)
+        models[name] = ResolvedModel(name, family, config, train, overrides)
+    return models
+
+
+def task_baseline(suite: Suite, task_name: str) -> str | None:
+    """The task's baseline: its own ``baseline`` when set (an explicit null means none), else the suite's."""
+    task = suite.tasks[task_name]
+    return task.baseline if "baseline" in task.model_fields_set else suite.baseline
+
+
+def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str) -> None:
+    """Tasks name defined datasets and models, kinds serve task types, models can run their tasks, and every task
+    runs its baseline."""
+    from harness.data.kinds import DATASET_KINDS
+    from harness.tasks import task_registry
+
+    if suite.baseline is not None and suite.baseline not in suite.models:
+        raise UserError(f"{where}: baseline: {unknown_name('model', suite.baseline, list(suite.models))}")
+    tasks = task_registry()
+    for tname, task in suite.tasks.items():
+        key = f"tasks.{tname}"
+        if task.dataset not in suite.datasets:
+            raise UserError(f"{where}: {key}.dataset: {unknown_name('dataset', task.dataset, list(suite.datasets))}")
+        kind = DATASET_KINDS.get(suite.datasets[task.dataset].kind)
+        if not kind.serves(task.type):
+            raise UserError(
+                f"{where}: {key}: a {task.type} task cannot use dataset {task.dataset!r} of kind {kind.name!r} "
+                f"(it serves: {', '.join(sorted(kind.splits))})"
+            )
+        task_cls = tasks.get(task.type, where=f"{where}: {key}.type")
+        for i, mname in enumerate(task.models):
+            if mname not in suite.models:
+                raise UserError(f"{where}: {key}.models[{i}]: {unknown_name('model', mname, list(suite.models))}")
+            fam = models[mname].family
+            problem = task_cls.pairing_problem(fam.kind, fam.modalities, task)
+            if problem:
+                raise UserError(f"{where}: {key}.models[{i}]: model {mname!r} cannot run this task: {problem}")
+        own = "baseline" in task.model_fields_set
+        baseline = task_baseline(suite, tname)
+        if baseline is None:
+            continue
+        if own and baseline not in suite.models:
+            raise UserError(f"{where}: {key}.baseline: {unknown_name('model', baseline, list(suite.models))}")
+        if baseline not in task.models:
+            origin = f"{key}.baseline" if own else "the suite's baseline"
+            raise UserError(
+                f"{where}: {key}: the baseline {baseline!r} ({origin}) is not one of this task's models "
+                f"{list(task.models)}, so the task would report no deltas; add it to {key}.models, set {key}.baseline "
+                f"to one of its models, or set {key}.baseline: null for a task without a baseline"
+            )
+
+
+def check_datasets(suite: Suite, data_root: Path, where: str) -> None:
+    """Every real dataset a task uses exists and has the files and folders its splits need (nothing is parsed)."""
+    from harness.data.sources import DataSource, dataset_path
+
+    used = {t.dataset for t in suite.tasks.values()}
+    for dname, dspec in suite.datasets.items():
+        if dname not in used or dspec.path == SYNTHETIC:
+            continue
+        try:
+            root = dataset_path(dname, dspec, data_root, suite.synthetic, generate=False)
+            source = DataSource(dname, dspec, root)
+            for task in suite.tasks.values():
+                if task.dataset == dname:
+                    source.check_layout(task.type, source.splits(task.type, task.train_split, task.eval_split))
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from exc
+
+
+def build_on_meta(suite: Suite, models: dict[str, ResolvedModel], where: str) -> None:
+    """Build every model once on the meta device: a bad transformers config key, a bad timm argument or a fusion
+    that does not fit fails here, with the key path, instead of after data preparation."""
+    import torch
+
+    ctx = BuildContext(
+        image_size=suite.image.size,
+        max_text_len=suite.text.max_length,
+        vocab_size=suite.text.vocab_size,
+        pad_token_id=0,
+        load_weights=False,
+    )
+    for m in models.values():
+        build_model(m, ctx, file=where, device=torch.device("meta"))
+
+
+def build_model(m: ResolvedModel, ctx: BuildContext, file: str = "", device: Any = None) -> Any:
+    """``family.build`` with every failure turned into one line naming the file and the model's key path."""
+    import contextlib
+    import dataclasses
+
+    import torch
+
+    ctx = dataclasses.replace(ctx, where=f"models.{m.name}")
+    prefix = f"{file}: " if file else ""
+    scope = torch.device(device) if device is not None else contextlib.nullcontext()
+    try:
+        with scope:
+            return m.family.build(m.config, ctx)
+    except UserError as exc:
+        msg = str(exc)
+        raise UserError(prefix + (msg if msg.startswith(ctx.where) else f"{ctx.where}: {msg}")) from exc
+    except (ValueError, TypeError, RuntimeError, AssertionError, KeyError, AttributeError) as exc:
+        raise UserError(
+            f"{prefix}{ctx.where}: building the {m.family.name!r} model failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _resolve_train(suite: Suite, name: str, overrides: dict[str, Any], where: str) -> tuple[TrainSpec, dict]:
@@ -111,10 +186,5 @@ def _resolve_train(suite: Suite, name: str, overrides: dict[str, Any], where: st
                 f"the train block. To allow it, add {k!r} to train.allow_overrides (the report will list the override)"
             )
     merged = {**suite.train.model_dump(), **overrides}
-    try:
-        train = TrainSpec.model_validate(merged)
-    except ValidationError as exc:
-        raise UserError(
-            f"{where}: {format_validation_error(exc, TrainSpec, prefix=('models', name, 'train'))}"
-        ) from exc
+    train = validate_data(TrainSpec, merged, where, prefix=("models", name, "train"))
     return train, dict(overrides)

@@ -1,7 +1,9 @@
 """The suite schema: frozen pydantic models, unknown keys forbidden.
 
-A suite is pure data. Cross-references (a task naming a model), model-family parameters and per-model overrides are
-checked by :mod:`harness.suite.loader`, which knows the registries and reports the exact key path.
+A suite is pure data. The loader validates it in pydantic strict mode (``validate_data``): no quoted numbers, no
+booleans for numbers, no floats for ints; python code building these models directly gets the usual lax mode.
+Cross-references (a task naming a model), model-family parameters and per-model overrides are checked by
+:mod:`harness.suite.check`, which knows the registries and reports the exact key path.
 """
 
 from __future__ import annotations
@@ -9,21 +11,33 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SYNTHETIC = "@synthetic"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+MAX_SEED = 2**32 - 1
+
+
+def _seed_range(v: int) -> int:
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"a seed must be an integer in 0..{MAX_SEED} (2**32-1), got {v}")
+    return v
+
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Seed = Annotated[int, AfterValidator(_seed_range)]
+Finite = Annotated[float, AllowInfNan(False)]  # YAML 1.2 reads .inf and .nan as floats: no schema number may be one
+Fraction = Annotated[Finite, Field(ge=0.0, lt=1.0)]
 
 
 class Frozen(BaseModel):
-    """Base for every schema node: immutable, unknown keys rejected, no type coercion from strings."""
+    """Base for every schema node: immutable, unknown keys rejected. Not strict here: the loader validates suites with
+    ``strict=True`` (no coercion from strings or booleans), while internal code may build nodes from python values."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, populate_by_name=False)
 
@@ -48,10 +62,10 @@ class HardwareSpec(Frozen):
 class LrMult(Frozen):
     """Learning-rate multipliers per branch (image encoder, text encoder, fusion layers, task head)."""
 
-    image: Annotated[float, Field(ge=0.0)] = 1.0
-    text: Annotated[float, Field(ge=0.0)] = 1.0
-    fusion: Annotated[float, Field(ge=0.0)] = 1.0
-    head: Annotated[float, Field(ge=0.0)] = 1.0
+    image: Annotated[Finite, Field(ge=0.0)] = 1.0
+    text: Annotated[Finite, Field(ge=0.0)] = 1.0
+    fusion: Annotated[Finite, Field(ge=0.0)] = 1.0
+    head: Annotated[Finite, Field(ge=0.0)] = 1.0
 
 
 class TrainSpec(Frozen):
@@ -61,15 +75,15 @@ class TrainSpec(Frozen):
     steps: PositiveInt | None = None
     batch_size: PositiveInt = 32
     eval_batch_size: PositiveInt | None = None
-    lr: Annotated[float, Field(gt=0.0)] = 1e-4
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
-    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
-    eps: Annotated[float, Field(gt=0.0)] = 1e-8
+    lr: Annotated[Finite, Field(gt=0.0)] = 1e-4
+    weight_decay: Annotated[Finite, Field(ge=0.0)] = 0.01
+    betas: tuple[Annotated[Finite, Field(ge=0.0, lt=1.0)], Annotated[Finite, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
+    eps: Annotated[Finite, Field(gt=0.0)] = 1e-8
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: Fraction = 0.0
     warmup_steps: NonNegativeInt | None = None
-    min_lr_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    grad_clip: Annotated[float, Field(gt=0.0)] | None = 1.0
+    min_lr_ratio: Annotated[Finite, Field(ge=0.0, le=1.0)] = 0.0
+    grad_clip: Annotated[Finite, Field(gt=0.0)] | None = 1.0
     grad_accum: PositiveInt = 1
     lr_mult: LrMult = LrMult()
     freeze_encoders_epochs: NonNegativeInt = 0
@@ -93,10 +107,10 @@ class ImageSpec(Frozen):
     size: PositiveInt = 224
     resize: Literal["squash", "shorter_crop"] = "squash"
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[Finite, Finite, Finite] = IMAGENET_MEAN
+    std: tuple[Finite, Finite, Finite] = IMAGENET_STD
     augment: Literal["none", "crop", "crop_flip"] = "none"
-    crop_scale: tuple[Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)]] = (0.8, 1.0)
+    crop_scale: tuple[Annotated[Finite, Field(gt=0.0, le=1.0)], Annotated[Finite, Field(gt=0.0, le=1.0)]] = (0.8, 1.0)
 
     @model_validator(mode="after")
     def _scale_order(self) -> ImageSpec:
@@ -146,7 +160,7 @@ class Vqa2Dataset(_DatasetBase):
 
 class ImageFolderDataset(_DatasetBase):
     kind: Literal["imagefolder"]
-    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_ratios: tuple[Finite, Finite, Finite] = (0.7, 0.15, 0.15)
     split_seed: int = 0
 
 
@@ -183,7 +197,7 @@ class RetrievalTask(_TaskBase):
     type: Literal["retrieval"]
     k_test: PositiveInt = 16
     embed_dim: PositiveInt = 256
-    temperature: Annotated[float, Field(gt=0.0)] = 0.07
+    temperature: Annotated[Finite, Field(gt=0.0)] = 0.07
     learn_temperature: bool = True
 
 
@@ -227,7 +241,7 @@ class Suite(Frozen):
 
     name: Name | None = None
     description: str = ""
-    seeds: tuple[int, ...] = Field(min_length=1)
+    seeds: tuple[Seed, ...] = Field(min_length=1)
     baseline: Name | None = None
     hardware: HardwareSpec = HardwareSpec()
     train: TrainSpec

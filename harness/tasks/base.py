@@ -96,13 +96,32 @@ class Batcher:
 
 
 class Task:
-    """Base class of the four task types.
+    """Base class of the task types.
 
-    Subclasses set ``type`` and implement the methods below; what a task type requires of a model and its main
-    metric are in the torch-free tables of :mod:`harness.tasks`.
+    Subclasses set the class attributes (the facts about the task type) and implement the methods below.
+
+    Attributes:
+        type: the name a suite uses (``tasks.<name>.type``).
+        main_metric: the metric that ranks models and that claims and the CI gate use by default.
+        higher_is_better: direction of every metric of the task type.
+        requires: modalities a model must read to run the task.
     """
 
     type: ClassVar[str] = ""
+    main_metric: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def pairing_problem(cls, model_kind: str, modalities: frozenset[str], spec: Any = None) -> str | None:
+        """Why a model of ``model_kind`` reading ``modalities`` cannot run this task, or None if it can."""
+        missing = cls.requires - modalities
+        if not missing:
+            return None
+        return (
+            f"{cls.type} needs image input and a {model_kind} model reads only {', '.join(sorted(modalities))}; "
+            "image datasets have no text (models that read text get the task's prompt)"
+        )
 
     def __init__(self, name: str, spec: Any) -> None:
         self.name = name

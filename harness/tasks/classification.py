@@ -11,6 +11,7 @@ from torch import nn
 
 from harness.errors import UserError
 from harness.models.base import XModel
+from harness.tasks import register_task
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
 from harness.tasks.images import split_images
 
@@ -47,10 +48,13 @@ class _ImageLabelTask(Task):
         return nn.Linear(model.feature_dim, len(data.info["classes"]))
 
 
+@register_task
 class ClassificationTask(_ImageLabelTask):
     """Linear head + cross-entropy; top-1/top-5 accuracy. Models that read text get ``prompt`` as their text."""
 
     type = "classification"
+    main_metric = "top1"
+    requires = frozenset({"image"})
 
     def _targets(self, rec) -> torch.Tensor:
         return torch.tensor(rec.labels, dtype=torch.long)
@@ -77,10 +81,13 @@ class ClassificationTask(_ImageLabelTask):
         return EvalResult(metrics, preds, {"classes": classes}, files={"label_map.json": {"classes": classes}})
 
 
+@register_task
 class MultilabelTask(_ImageLabelTask):
     """Linear head + BCE; macro mAP over classes with positives (see docs/metrics.md)."""
 
     type = "multilabel"
+    main_metric = "mAP"
+    requires = frozenset({"image"})
 
     def _targets(self, rec) -> torch.Tensor:
         return torch.from_numpy(rec.targets.astype(np.float32))

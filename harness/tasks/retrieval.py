@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.models.base import Encoded, XModel
+from harness.tasks import register_task
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData
 from harness.tasks.images import split_images
 
@@ -49,8 +50,22 @@ def select(enc: Encoded, idx: torch.Tensor) -> Encoded:
     return Encoded(pick(enc.tokens), pick(enc.pooled), pick(enc.mask), pick(enc.ids))
 
 
+@register_task
 class RetrievalTask(Task):
+    """ITC for every two-tower model, ITM re-ranking for fusion models; ALBEF/LAVIS recall."""
+
     type = "retrieval"
+    main_metric = "r_mean"
+    requires = frozenset({"image", "text"})
+
+    @classmethod
+    def pairing_problem(cls, model_kind: str, modalities: frozenset[str], spec=None) -> str | None:
+        if cls.requires <= modalities:
+            return None
+        return (
+            f"retrieval needs an image tower and a text tower to rank images against texts; a {model_kind} model "
+            f"reads only {', '.join(sorted(modalities))}"
+        )
 
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         parts = []

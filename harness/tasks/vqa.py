@@ -14,6 +14,7 @@ from torch import nn
 from harness.data.vqa import build_answer_vocab, soft_targets, vocab_fingerprint
 from harness.errors import UserError
 from harness.models.base import XModel
+from harness.tasks import register_task
 from harness.tasks.base import Batcher, EvalResult, Examples, PrepareContext, Task, TaskData, mlp_head
 from harness.tasks.images import split_images
 
@@ -21,8 +22,28 @@ RESULTS_FILE = "vqa_results.json"  # official format: [{"question_id", "answer"}
 ANSWER_TYPE_METRIC = {"yes/no": "vqa_yesno", "number": "vqa_number", "other": "vqa_other"}
 
 
+@register_task
 class VqaTask(Task):
+    """MLP over the answer vocabulary, BCE on soft targets; official VQA accuracy."""
+
     type = "vqa"
+    main_metric = "vqa_accuracy"
+
+    @classmethod
+    def pairing_problem(cls, model_kind: str, modalities: frozenset[str], spec=None) -> str | None:
+        """A text-only model is the standard language-prior baseline; an image-only model never sees the question,
+        so it runs only when the task opts in with ``blind_baselines: true``; a dual encoder has no fusion."""
+        if model_kind == "dual_encoder":
+            return (
+                "a dual encoder has no fusion, so it cannot answer a question about an image; use an xbert model "
+                "with fusion: sum or concat as the late-fusion baseline"
+            )
+        if "text" not in modalities and not getattr(spec, "blind_baselines", False):
+            return (
+                "an image-only model never sees the question; to include it on purpose as a question-blind "
+                "baseline, set blind_baselines: true on this task"
+            )
+        return None
 
     def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
         train_images, train_rec, train_rows = split_images(ctx, source.load(self.type, splits[0]), self.name)

@@ -49,8 +49,23 @@ def param_groups(model: XModel, head: nn.Module, train: TrainSpec) -> list[dict]
 
 
 def build_optimizer(groups: list[dict], train: TrainSpec) -> torch.optim.AdamW:
+    """AdamW over ``groups``; the fused implementation (one kernel per step) where torch has it for the parameters'
+    device (CPU and CUDA in torch >= 2.4), else torch's default. The choice depends only on the device type, which
+    is part of every run's fingerprint."""
     clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]
-    return torch.optim.AdamW(clean, lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay)
+    kwargs = {"lr": train.lr, "betas": train.betas, "eps": train.eps, "weight_decay": train.weight_decay}
+    if fused_available(clean):
+        return torch.optim.AdamW(clean, fused=True, **kwargs)
+    return torch.optim.AdamW(clean, **kwargs)
+
+
+def fused_available(groups: list[dict]) -> bool:
+    """Whether ``torch.optim.AdamW(fused=True)`` supports every parameter in ``groups`` (device and dtype)."""
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+    devices = set(_get_fused_kernels_supported_devices())
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
 
 
 def lr_lambda(total_steps: int, train: TrainSpec) -> Callable[[int], float]:

@@ -247,8 +247,10 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
 
 def test_decode_images_wrapper_uses_the_cache(tmp_path: Path) -> None:
     paths = _jpegs(tmp_path / "img", 2)
-    got = images.decode_images(paths, 8)
-    assert got is images.decode_images(paths, 8)
+    from harness.data.image_cache import decode_images
+
+    got = decode_images(paths, 8)
+    assert got is decode_images(paths, 8)
     assert np.array_equal(got[1].numpy(), images.load_image(paths[1], 8))
 
 

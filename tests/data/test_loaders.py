@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from harness.data import coco, imagefolder, vqa
-from harness.data.images import decode_images, safe_join
+from harness.data.image_cache import decode_images
+from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
 from harness.errors import UserError
 from tests.conftest import find_fixtures

@@ -64,7 +64,7 @@ def test_lavis_eval_and_train_formats(tmp_path: Path) -> None:
     assert split.texts == ["c 0", "c 1", "a 0"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"images": []}))
-    with pytest.raises(UserError, match=r"expected a list of \{'image', 'caption'\} entries"):
+    with pytest.raises(UserError, match=r"bad.json: expected a list, got an object; is this a LAVIS retrieval"):
         coco.load_lavis(bad, tmp_path, SampleIssues("d"))
 
 

@@ -118,10 +118,10 @@ TASKS = {
 }
 
 
-def _suite(tmp_path: Path, root: Path, task: str, policy: str = "error") -> Path:
+def _suite(tmp_path: Path, root: Path, task: str, policy: str = "error", seeds: tuple[int, ...] = (0,)) -> Path:
     suite = {
         "name": "bad",
-        "seeds": [0],
+        "seeds": list(seeds),
         "hardware": {"device": "cpu", "threads": 2},
         "train": {"steps": 2, "batch_size": 8},
         "image": {"size": 16},
@@ -159,7 +159,8 @@ def test_bad_dataset_stops_before_training(synth: Path, tmp_path: Path, capsys, 
     before = _tree_digest(out)
     capsys.readouterr()
     corrupt(root)
-    assert main(["run", str(_suite(tmp_path, root, task)), "--out", str(out)]) == 2
+    # A second seed must train (a run whose data is intact and already finished is reused without reading images).
+    assert main(["run", str(_suite(tmp_path, root, task, seeds=(0, 1))), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]  # progress lines come before the error line

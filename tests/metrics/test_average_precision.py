@@ -126,7 +126,7 @@ def test_input_errors() -> None:
         average_precision(np.zeros((3, 2)), np.zeros((3, 1)))
     with pytest.raises(UserError, match="Expected `targets` to contain only 0 and 1, but got 2"):
         average_precision(np.zeros((2, 2)), np.array([[0, 1], [2, 1]]))
-    with pytest.raises(UserError, match="free of NaN"):
+    with pytest.raises(UserError, match=r"Expected `scores` to be finite, but row 0, column 0 is NaN"):
         average_precision(np.array([[np.nan], [0.0]]), np.array([[1], [0]]))
     with pytest.raises(UserError, match="at least one class with a positive target, but all 2 classes have none"):
         average_precision(np.zeros((3, 2)), np.zeros((3, 2)))

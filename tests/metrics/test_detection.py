@@ -69,5 +69,5 @@ def test_bad_results(fixtures_dir) -> None:
         coco_detection_stats(gt, [{"image_id": -5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}])
     with pytest.raises(UserError, match=r"#0 lacks \['score'\]"):
         coco_detection_stats(gt, [{"image_id": -5, "category_id": 1, "bbox": [0, 0, 1, 1]}])
-    with pytest.raises(UserError, match="to exist, but it was not found"):
+    with pytest.raises(UserError, match=r"missing.json: detection results file not found"):
         coco_detection_stats(gt, fixtures_dir / "coco" / "missing.json")

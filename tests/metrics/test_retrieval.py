@@ -173,7 +173,7 @@ def test_input_errors() -> None:
         retrieval_recall(good, [*img2txt[:2], [], *img2txt[3:]], txt2img)
     bad = good.copy()
     bad[3, 7] = np.nan
-    with pytest.raises(UserError, match="Expected `scores_i2t` to be free of NaN"):
+    with pytest.raises(UserError, match="Expected `scores_i2t` to be finite, but row 3, column 7 is NaN"):
         retrieval_recall(bad, img2txt, txt2img)
     with pytest.raises(UserError, match="Expected `ties` to be one of 'pessimistic', 'optimistic', but got 'random'"):
         retrieval_recall(good, img2txt, txt2img, ties="random")

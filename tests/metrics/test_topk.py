@@ -69,7 +69,7 @@ def test_input_errors() -> None:
         topk_accuracy(np.zeros((2, 5)), np.array([0, 5]))
     with pytest.raises(UserError, match="integer class indices, but got dtype float64"):
         topk_accuracy(np.zeros((2, 5)), np.array([0.0, 1.0]))
-    with pytest.raises(UserError, match="free of NaN"):
+    with pytest.raises(UserError, match="Expected `logits` to be finite, but row 0, column 0 is NaN"):
         topk_accuracy(np.array([[np.nan, 1.0]]), np.array([0]))
     with pytest.raises(UserError, match=r"positive integers such as \(1, 5\), but got \(0,\)"):
         topk_accuracy(np.zeros((2, 5)), np.array([0, 1]), topk=(0,))

@@ -1,4 +1,4 @@
-"""User models for tests: named in suites as ``tests.models.user_models:<factory>``."""
+"""A user-model plug-in for tests: ``--plugin tests.models.user_models`` registers the model types below."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from harness.models import BuildContext, user_model
 from harness.models.base import XModel
 
 
+@user_model("MeanColour")
 class MeanColour(XModel):
     """An image-only user model: the per-channel mean colour through a linear layer."""
 
@@ -24,18 +25,14 @@ class MeanColour(XModel):
         return {"pooled": self.proj(batch["image"].mean(dim=(2, 3)))}
 
 
-@user_model(kind="image", modalities={"image"})
+@user_model("mean_colour", kind="image", modalities={"image"})
 def mean_colour(ctx: BuildContext, width: int = 8) -> MeanColour:
     """Factory form of MeanColour."""
     return MeanColour(ctx, width)
 
 
-@user_model(kind="image", modalities={"image"})
+@user_model("wrong_shape", kind="image", modalities={"image"})
 def wrong_shape(ctx: BuildContext) -> XModel:
     model = MeanColour(ctx, 8)
     model.feature_dim = 5  # lies about its width
     return model
-
-
-def undeclared(ctx: BuildContext) -> XModel:
-    return MeanColour(ctx)

@@ -53,7 +53,59 @@ _DELETE = object()
 # (id, suite dict or raw text, expected substrings of the one-line message)
 CASES = [
     ("seeds-type", _set(BASE, "seeds", "zero"), ["seeds: expected a list, got a string 'zero'"]),
-    ("lr-type", _set(BASE, "train.lr", "fast"), ["train.lr: input should be a valid number", "'fast'"]),
+    ("lr-type", _set(BASE, "train.lr", "fast"), ["train.lr: expected a number, got the string 'fast'"]),
+    # strict mode: no quoted numbers, no booleans for numbers, no floats for ints
+    (
+        "lr-quoted",
+        # (yaml.safe_dump writes the string 1e-3 unquoted, YAML 1.1 having no such float: quote it by hand)
+        yaml.safe_dump(_set(BASE, "train.lr", 0.5), sort_keys=False).replace("lr: 0.5", "lr: '1e-3'"),
+        ["train.lr: expected a number, got the string '1e-3' (write it without quotes)"],
+    ),
+    (
+        "batch-size-quoted",
+        _set(BASE, "train.batch_size", "64"),
+        ["train.batch_size: expected an integer, got the string '64' (write it without quotes)"],
+    ),
+    (
+        "batch-size-bool",
+        _set(BASE, "train.batch_size", True),
+        ["train.batch_size: expected an integer, got the boolean True"],
+    ),
+    ("lr-bool", _set(BASE, "train.lr", False), ["train.lr: expected a number, got the boolean False"]),
+    (
+        "batch-size-float",
+        _set(BASE, "train.batch_size", 2.0),
+        ["train.batch_size: expected an integer, got the float 2.0 (write 2)"],
+    ),
+    ("seeds-bool", _set(BASE, "seeds", [True]), ["seeds[0]: expected an integer, got the boolean True"]),
+    ("seed-negative", _set(BASE, "seeds", [-1]), ["seeds[0]: a seed must be an integer in 0..4294967295", "got -1"]),
+    (
+        "seed-too-big",
+        _set(BASE, "seeds", [2**32]),
+        ["seeds[0]: a seed must be an integer in 0..4294967295", "got 4294967296"],
+    ),
+    (
+        "bool-quoted",
+        _set(BASE, "hardware", {"deterministic": "true"}),
+        ["hardware.deterministic: expected true or false, got the string 'true' (write it without quotes)"],
+    ),
+    (
+        "bool-yes",
+        _set(BASE, "hardware", {"deterministic": "yes"}),
+        ["hardware.deterministic: expected true or false, got the string 'yes'", "write true or false"],
+    ),
+    (
+        "year-quoted",
+        _set(BASE, "datasets.coco", {"kind": "coco", "path": "@synthetic", "year": "2017"}),
+        ["datasets.coco.year: expected one of: 2014 or 2017, got the string '2017' (write it without quotes)"],
+    ),
+    (
+        "name-number",
+        _set(BASE, "description", 2024),
+        ["description: expected a string, got the integer 2024 (put it in quotes)"],
+    ),
+    ("lr-inf", _set(BASE, "train.lr", float("inf")), ["train.lr: input should be a finite number, got inf"]),
+    ("mean-short", _set(BASE, "image", {"mean": [0.5, 0.5]}), ["image.mean: expected 3 items, got 2: [0.5, 0.5]"]),
     ("unknown-key", _set(BASE, "train.lrr", 0.1), ["train.lrr: unknown key 'lrr'. Did you mean: 'lr'?"]),
     (
         "unknown-top-key",
@@ -208,7 +260,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_yaml_never_runs_code(tmp_path: Path) -> None:
     path = _write(tmp_path, "seeds: !!python/object/apply:os.system ['echo pwned']\n")
-    with pytest.raises(UserError, match=r"YAML syntax error at line 1.*could not determine a constructor"):
+    with pytest.raises(UserError, match=r"line 1, column 8: tag '!!python/object/apply:os.system' is not allowed"):
         load_suite(path)
 
 
@@ -219,6 +271,13 @@ def test_override_allowed_and_recorded(tmp_path: Path) -> None:
     assert models["vit"].train.lr == 0.01
     assert models["vit"].overrides == {"lr": 0.01}
     assert models["bert"].train.lr == BASE["train"].get("lr", 1e-4)
+
+
+def test_int_for_float_is_fine(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, _set(_set(BASE, "train.lr", 1), "image", {"mean": [0, 1, 0]})))
+    assert suite.train.lr == 1.0 and isinstance(suite.train.lr, float)
+    assert suite.image.mean == (0.0, 1.0, 0.0)
+    assert suite.seeds == (0,)
 
 
 def test_suite_is_frozen(tmp_path: Path) -> None:

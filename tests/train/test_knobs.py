@@ -82,7 +82,7 @@ def test_progressive_unfreezing(tiny_suite, tmp_path: Path) -> None:
     path = tiny_suite(
         seeds=[0], tasks={"cls": {"type": "classification", "dataset": "shapes-cls", "models": ["xbert"]}}
     )
-    ctx, _, _ = prepare(load_suite(path), path, tmp_path, Console(quiet=True))
+    ctx, _ = prepare(load_suite(path), path, tmp_path, Console(quiet=True))
     model = load_families().get("xbert").build(ctx.models["xbert"].config, BuildContext(16, 16, len(ctx.tokenizer)))
     task, data = ctx.tasks["cls"], ctx.data["cls"]
     head = task.build_head(model, data)
@@ -153,7 +153,7 @@ def test_missing_pretrained_weights_stop_before_anything_trains(tiny_suite, tmp_
     assert err.startswith(
         f"xmbench: error: {path}: models.r50.image_encoder: pretrained weights for timm model "
         "'resnet50' are not available offline. Fetch them on a connected machine: "
-        "`huggingface-cli download timm/resnet50.a1_in1k model.safetensors`"
+        "`hf download timm/resnet50.a1_in1k model.safetensors`"
     )
     assert not out.exists()  # nothing trained, nothing written
     assert main(["validate", str(path)]) == 2

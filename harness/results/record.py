@@ -1,0 +1,225 @@
+"""``RunRecord``: the one typed record of a run, and the only code that reads or writes it in a run folder.
+
+A run folder ends in exactly one of three states, which :func:`read_record` tells apart:
+
+- **ok**: ``metrics.json`` holds a record with ``status: ok``, a fingerprint that matches the folder, and finite
+  metrics;
+- **failed**: ``error.json`` holds a failed record, or ``metrics.json`` is corrupt (not JSON, wrong shape, a
+  non-finite metric): a corrupt record is shown as failed, with the reason, and never silently dropped from a mean;
+- **incomplete**: neither file (a run in progress, or one killed before it finished).
+
+Execute writes records; aggregate, the report, and later stats, the CI gate and the leaderboard read them. Nothing
+else opens ``metrics.json`` or ``error.json``. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.results.store import atomic_write_json
+
+METRICS = "metrics.json"
+ERROR = "error.json"
+Status = Literal["ok", "failed", "incomplete"]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock and throughput of one run (seconds; memory in MiB)."""
+
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    train_samples: int = 0
+    train_samples_per_s: float = 0.0
+    steps: int = 0
+    epochs: float = 0.0
+    warmup_steps: int = 0
+    final_loss: float | None = None
+    process_peak_rss_mb: float | None = None
+    cuda_peak_allocated_mb: float | None = None
+    cuda_peak_reserved_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Model size and compute: parameters (task head included) and forward FLOPs per eval example."""
+
+    params: int = 0
+    trainable_params: int = 0
+    forward_flops_per_sample: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one run produced (or why it did not): identity, metrics, facts about the task's metrics, cost.
+
+    ``main_metric`` and ``higher_is_better`` come from the task class when the run executes, so that every reader
+    (reports, statistics, the CI gate, leaderboards over many folders) knows how to rank a metric without importing
+    the task code.
+    """
+
+    run_id: str
+    folder: str
+    fingerprint: str
+    suite: str
+    task: str
+    task_type: str
+    dataset: str
+    model: str
+    kind: str
+    model_type: str
+    seed: int
+    status: Status
+    baseline: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    main_metric: str | None = None
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+    cost: Cost = field(default_factory=Cost)
+    data: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """Parse a record; raises ``ValueError`` naming the first problem (missing key, wrong type, non-finite)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ValueError(f"missing key {missing[0]!r}")
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["timings"] = _sub(Timings, data.get("timings") or {}, "timings")
+        kwargs["cost"] = _sub(Cost, data.get("cost") or {}, "cost")
+        for key in ("run_id", "folder", "fingerprint", "task", "model", "status"):
+            if not isinstance(kwargs[key], str):
+                raise ValueError(f"{key} is not a string")
+        if kwargs["status"] not in ("ok", "failed"):
+            raise ValueError(f"status {kwargs['status']!r} is not 'ok' or 'failed'")
+        if not isinstance(kwargs["seed"], int) or isinstance(kwargs["seed"], bool):
+            raise ValueError("seed is not an integer")
+        metrics = kwargs.get("metrics", {})
+        if not isinstance(metrics, dict):
+            raise ValueError("metrics is not a mapping")
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"metric {name!r} is {value!r}, not a number")
+            if not math.isfinite(value):
+                raise ValueError(f"metric {name!r} is {value}, not a finite number")
+        kwargs["metrics"] = {k: float(v) for k, v in metrics.items()}
+        return cls(**kwargs)
+
+
+def _sub(cls: type, data: Any, key: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{key} is not a mapping")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def finite_metrics(metrics: dict[str, float]) -> str | None:
+    """The first metric that is not a finite number, as ``"name=value"``, or None."""
+    for name, value in metrics.items():
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{name}={value}"
+    return None
+
+
+def write_record(folder: Path, record: RunRecord) -> Path:
+    """Write ``metrics.json`` (ok) or ``error.json`` (failed) atomically; the other file is removed."""
+    name, other = (METRICS, ERROR) if record.ok else (ERROR, METRICS)
+    if record.ok:
+        bad = finite_metrics(record.metrics)
+        if bad:
+            raise ValueError(f"refusing to write a finished run with a non-finite metric ({bad})")
+    atomic_write_json(folder / name, _finite_or_null(record.to_json()))
+    if not record.ok:
+        (folder / other).unlink(missing_ok=True)
+    return folder / name
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """Non-finite floats outside ``metrics`` (a loss that never got a value, say) become null: JSON has no NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
+def read_record(folder: Path, fingerprint: str | None = None) -> RunRecord | None:
+    """The record of a run folder, or None when it holds neither file (incomplete).
+
+    A ``metrics.json`` that cannot be read as a finished record (bad JSON, wrong shape, non-finite metric, a
+    fingerprint other than ``fingerprint``) becomes a failed record whose ``error`` says why.
+    """
+    for name in (METRICS, ERROR):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+            record = RunRecord.from_json(data)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            return _corrupt(folder, name, str(exc), _peek(path))
+        except OSError as exc:
+            return _corrupt(folder, name, f"unreadable ({exc.strerror})", {})
+        if name == METRICS and record.status != "ok":
+            return _corrupt(folder, name, f"status is {record.status!r} in a finished-run file", data)
+        if fingerprint is not None and record.fingerprint != fingerprint:
+            return _corrupt(folder, name, "its fingerprint does not match the folder", data)
+        return record
+    return None
+
+
+def _peek(path: Path) -> dict[str, Any]:
+    """Best-effort identity of a corrupt file (for the failed record): spec.json beside it."""
+    try:
+        spec = json.loads((path.parent / "spec.json").read_text(encoding="utf-8"))
+        return spec if isinstance(spec, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _corrupt(folder: Path, name: str, why: str, data: Any) -> RunRecord:
+    data = data if isinstance(data, dict) else {}
+
+    def get(key: str, default: Any = "") -> Any:
+        value = data.get(key, default)
+        return value if isinstance(value, str | int) and not isinstance(value, bool) else default
+
+    return RunRecord(
+        run_id=get("run_id") or f"{get('task')}/{get('model')}/seed{get('seed', '?')}",
+        folder=get("folder") or str(folder),
+        fingerprint=get("fingerprint"),
+        suite=get("suite"),
+        task=get("task"),
+        task_type=get("task_type"),
+        dataset=get("dataset"),
+        model=get("model"),
+        kind=get("kind"),
+        model_type=get("model_type"),
+        seed=get("seed", -1) if isinstance(data.get("seed"), int) else -1,
+        status="failed",
+        error=f"{folder / name}: corrupt run record ({why}); delete the file to re-run this run",
+    )
