@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks._timing import before_checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 N_QUESTIONS = 214_354  # VQA v2 val2014
 VQA_GOAL = 10.0
@@ -135,9 +137,11 @@ def vqa_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     return paths
 
 
-def _run(argv: list[str]) -> tuple[float, dict]:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, dict]:
     start = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=True, timeout=1800)
+    out = subprocess.run(
+        argv, capture_output=True, text=True, cwd=ROOT, check=True, timeout=1800, env={**os.environ, **(env or {})}
+    )
     return time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -150,12 +154,18 @@ def test_vqa_score_whole_process(benchmark, vqa_files: tuple[Path, Path, Path]) 
     ours.append("--json")
     reference = [sys.executable, str(ROOT / "benchmarks" / "reference_vqa_score.py"), q, a, r]
     pairs: list[tuple[float, float]] = []
+    before = before_checkout()  # $XMBENCH_BEFORE: another checkout, timed in the same alternation
+    before_s: list[float] = []
 
     def pair() -> dict:
         ours_s, result = _run(ours)
         ref_s, ref = _run(reference)
         assert result["overall"] == ref["overall"]
         pairs.append((ours_s, ref_s))
+        if before is not None:
+            seconds, old = _run(ours, env={"PYTHONPATH": str(before)})
+            assert old["overall"] == ref["overall"]
+            before_s.append(seconds)
         return result
 
     rounds = int(os.environ.get("XMBENCH_VQA_PAIRS", "3"))
@@ -179,6 +189,13 @@ def test_vqa_score_whole_process(benchmark, vqa_files: tuple[Path, Path, Path]) 
         f"{ours_med:.2f} s, straightforward port {ref_med:.2f} s (medians) -> {ratio:.1f}x "
         f"[{ratios[0]:.1f}-{ratios[-1]:.1f}]; overall {result['overall']} in both"
     )
+    if before_s:
+        old = sorted(f / b for (_, f), b in zip(pairs, before_s, strict=True))
+        benchmark.extra_info.update(before_s=[round(b, 2) for b in before_s])
+        print(
+            f"before ({before}): {statistics.median(before_s):.2f} s -> {statistics.median(old):.1f}x "
+            f"[{old[0]:.1f}-{old[-1]:.1f}] the port"
+        )
     assert ratio >= VQA_GOAL
 
 
