@@ -91,7 +91,7 @@ def render_html(report: Report) -> str:
             parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in info.get("samples", [])) + "</ul>")
     if report.failed:
         parts.append("<h2 class='fail'>Failed runs</h2><p>Not in any mean above.</p>")
-        parts.append(_table(["run", "error"], [[f.run_id, str(f.error or "")] for f in report.failed]))
+        parts.append(_table(["run", "error"], [[f.run_id, str(f.error or "")] for f in report.failed], "settings"))
     if report.missing or report.in_progress:
         parts.append("<h2>Runs without a result</h2><ul>")
         parts += [
@@ -105,7 +105,9 @@ def render_html(report: Report) -> str:
             "<h2>Not part of this plan</h2><p>Run folders that this suite, as it is now, does not plan. They are "
             "never averaged in.</p>"
         )
-        parts.append(_table(["folder", "run", "why"], [[o.folder, o.run_id, o.reason] for o in report.other]))
+        parts.append(
+            _table(["folder", "run", "why"], [[o.folder, o.run_id, o.reason] for o in report.other], "settings")
+        )
     if env:
         parts.append("<h2>Environment</h2>")
         parts.append(_table(["key", "value"], [[k, str(v)] for k, v in env.items()], "settings"))
