@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import UserError, os_error_message
+from harness.errors import UserError, describe, is_out_of_memory, one_line, os_error_message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,6 +23,30 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"xmbench: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _path(text: str) -> Path:
+    """A path argument: an empty one (an unset shell variable, ``--out "$OUT"``) is refused instead of meaning the
+    current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; give a file or folder (an unset shell variable?)")
+    return Path(text)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _device_type(text: str) -> str:
+    if not re.fullmatch(r"(cpu|cuda|mps)(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
 
 
 def _common() -> argparse.ArgumentParser:
@@ -53,29 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     data_root = argparse.ArgumentParser(add_help=False)
     data_root.add_argument(
         "--data-root",
-        type=Path,
+        type=_path,
         default=None,
         help="where relative dataset paths resolve (default: $XMBENCH_DATA, else the current directory)",
     )
     out = argparse.ArgumentParser(add_help=False)
-    out.add_argument("--out", type=Path, default=None, help="the suite's output folder (default: reports/<suite name>)")
+    out.add_argument(
+        "--out", type=_path, default=None, help="the suite's output folder (default: reports/<suite name>)"
+    )
 
     run = sub.add_parser(
         "run", parents=[common, plugins, data_root, out], help="train and evaluate every (task, model, seed) of a suite"
     )
-    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("suite", type=_path, help="suite YAML file, e.g. suites/smoke.yaml")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser(
         "validate", parents=[common, plugins, data_root], help="check a suite (and build its models) without training"
     )
-    val.add_argument("suite", type=Path)
+    val.add_argument("suite", type=_path)
     val.set_defaults(func=cmd_validate)
 
     pln = sub.add_parser(
         "plan", parents=[common, plugins, data_root, out], help="list a suite's runs, fingerprints and their state"
     )
-    pln.add_argument("suite", type=Path)
+    pln.add_argument("suite", type=_path)
     pln.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     pln.set_defaults(func=cmd_plan)
 
@@ -84,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, plugins, data_root, out],
         help="rebuild the report of a suite from its run folders (exactly the runs of its current plan)",
     )
-    rep.add_argument("suite", type=Path)
+    rep.add_argument("suite", type=_path)
     rep.add_argument(
         "--device",
+        type=_device_type,
         default=None,
         help="the device type the runs were made on, when it is not this machine's (default: the one most runs match)",
     )
@@ -103,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", parents=[common], help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
     synth = dsub.add_parser("synth", parents=[common], help="write the synthetic dataset (COCO/Karpathy/VQA formats)")
-    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--out", type=_path, required=True, help="output folder")
     synth.add_argument("--images", type=int, default=1000, help="number of images (default 1000)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
@@ -120,9 +148,9 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     p = ssub.add_parser("vqa", parents=[common, out], help="official VQA accuracy of a results file")
-    p.add_argument("--questions", type=Path, required=True, help="v2_OpenEnded_mscoco_*_questions.json")
-    p.add_argument("--annotations", type=Path, required=True, help="v2_mscoco_*_annotations.json")
-    p.add_argument("--results", type=Path, required=True, help='[{"question_id", "answer"}] (official format)')
+    p.add_argument("--questions", type=_path, required=True, help="v2_OpenEnded_mscoco_*_questions.json")
+    p.add_argument("--annotations", type=_path, required=True, help="v2_mscoco_*_annotations.json")
+    p.add_argument("--results", type=_path, required=True, help='[{"question_id", "answer"}] (official format)')
     p.add_argument(
         "--mode",
         choices=["official", "legacy"],
@@ -134,13 +162,13 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     p = ssub.add_parser("retrieval", parents=[common, out], help="image-text retrieval recall (ALBEF/LAVIS)")
     p.add_argument(
         "--annotations",
-        type=Path,
+        type=_path,
         required=True,
         help='LAVIS eval file [{"image", "caption": [..]}] or a Karpathy dataset_*.json (with --split)',
     )
     p.add_argument("--split", default=None, help="Karpathy split (e.g. test)")
-    p.add_argument("--scores", type=Path, required=True, help="images x texts score matrix (.npy)")
-    p.add_argument("--scores-t2i", type=Path, default=None, help="texts x images score matrix (.npy), optional")
+    p.add_argument("--scores", type=_path, required=True, help="images x texts score matrix (.npy)")
+    p.add_argument("--scores-t2i", type=_path, default=None, help="texts x images score matrix (.npy), optional")
     p.add_argument(
         "--ties",
         choices=["pessimistic", "optimistic"],
@@ -150,10 +178,10 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_score, metric="retrieval")
 
     p = ssub.add_parser("multilabel", parents=[common, out], help="multi-label mAP against COCO instances")
-    p.add_argument("--annotations", type=Path, required=True, help="instances_*.json")
+    p.add_argument("--annotations", type=_path, required=True, help="instances_*.json")
     p.add_argument(
         "--scores",
-        type=Path,
+        type=_path,
         required=True,
         help="images (ascending id) x categories (ascending id) score matrix (.npy)",
     )
@@ -161,8 +189,8 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_score, metric="multilabel")
 
     p = ssub.add_parser("detection", parents=[common, out], help="COCO bbox mAP through pycocotools COCOeval")
-    p.add_argument("--annotations", type=Path, required=True, help="instances_*.json")
-    p.add_argument("--results", type=Path, required=True, help="official detection results JSON")
+    p.add_argument("--annotations", type=_path, required=True, help="instances_*.json")
+    p.add_argument("--results", type=_path, required=True, help="official detection results JSON")
     p.add_argument(
         "--iscrowd-default",
         type=int,
@@ -173,9 +201,9 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_score, metric="detection")
 
     p = ssub.add_parser("classification", parents=[common, out], help="top-1/top-5 accuracy")
-    p.add_argument("--scores", type=Path, required=True, help="N x C score matrix (.npy)")
-    p.add_argument("--labels", type=Path, required=True, help="N integer labels (.npy)")
-    p.add_argument("--topk", type=int, nargs="+", default=[1, 5])
+    p.add_argument("--scores", type=_path, required=True, help="N x C score matrix (.npy)")
+    p.add_argument("--labels", type=_path, required=True, help="N integer labels (.npy)")
+    p.add_argument("--topk", type=_positive_int, nargs="+", default=[1, 5])
     p.set_defaults(func=cmd_score, metric="classification")
     score.set_defaults(func=lambda args: _missing_action(score))
 
@@ -223,8 +251,12 @@ def _print_scores(metric: str, result: dict) -> None:
 
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    """``xmbench data`` or ``xmbench score`` without its action: one line, like every other command-line mistake."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    raise UserError(
+        f"{parser.prog}: missing {sub.metavar or 'action'}: one of {', '.join(sub.choices)} "
+        f"(see `{parser.prog} --help`)"
+    )
 
 
 def _quiet_libraries() -> None:
@@ -257,7 +289,8 @@ def _load(args: argparse.Namespace):
 
 
 def _out(args: argparse.Namespace, suite) -> Path:
-    return args.out or Path("reports") / (suite.name or args.suite.stem)
+    args.out = args.out or Path("reports") / (suite.name or args.suite.stem)
+    return args.out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -408,26 +441,66 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"xmbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, _in_suite(args, str(exc)), exc.exit_code)
     except KeyboardInterrupt:
         print("xmbench: interrupted; finished runs are kept and will be reused", file=sys.stderr)
         return 130
     except OSError as exc:  # the file system said no: permissions, a full disk, a read-only mount
-        if args.debug:
-            traceback.print_exc()
-        print(f"xmbench: error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug, not a user error
-        if args.debug:
+        return _fail(args, os_error_message(exc, _places(args)))
+    except SystemExit as exc:  # user code (a plug-in, a model factory) called sys.exit() inside a command
+        return _fail(
+            args,
+            f"code run by this command (a --plugin module or a registered model) called sys.exit({exc.code!r}); "
+            "remove that call from it (rerun with --debug for the traceback)",
+        )
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            return _fail(
+                args,
+                f"out of memory ({describe(exc)}); lower train.batch_size, image.size or the model size, "
+                "or free memory (rerun with --debug for the traceback)",
+            )
+        if args.debug:  # a bug, not a user error
             raise
         print(
-            f"xmbench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            one_line(f"xmbench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"),
             file=sys.stderr,
         )
         return 1
+
+
+def _fail(args: argparse.Namespace, message: str, code: int = 2) -> int:
+    """Print the one error line (after the traceback with --debug) and return the exit code."""
+    if args.debug:
+        traceback.print_exc()
+    print(one_line(f"xmbench: error: {message}"), file=sys.stderr)
+    return code
+
+
+def _in_suite(args: argparse.Namespace, message: str) -> str:
+    """A message about a suite key (``hardware.device: ...``) raised after the suite was loaded, prefixed with the
+    suite file, so that every message names its file (checks of the suite itself already do)."""
+    suite = getattr(args, "suite", None)
+    if suite is None:
+        return message
+    from harness.suite.schema import Suite
+
+    keys = "|".join(re.escape(k) for k in Suite.model_fields)
+    return f"{suite}: {message}" if re.match(rf"(?:{keys})(?:[.\[:]|$)", message) else message
+
+
+def _places(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """Folders whose file-system errors suggest another location: the output folder and the cache."""
+    places = []
+    if isinstance(getattr(args, "out", None), Path):
+        places.append((args.out, "--out"))
+    try:
+        from harness.data.text import cache_root
+
+        places.append((cache_root(), "XMBENCH_CACHE"))
+    except UserError:
+        pass
+    return places
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.errors import RunFailed, UserError
+from harness.errors import RunFailed, UserError, describe, is_out_of_memory
 from harness.models import BuildContext
 from harness.models.contract import check_forward
 from harness.plan import RunSpec
@@ -97,7 +97,15 @@ def execute_run(
         except UserError:
             write_record(folder, failed("configuration error (see the command's message)"))
             raise
-        except Exception as exc:  # an unexpected bug: record it, let the caller decide
+        except Exception as exc:
+            if is_out_of_memory(exc):  # building the model or head, a forward pass, the evaluation: the run fails
+                record = failed(
+                    f"out of memory ({describe(exc)[:200]}); lower train.batch_size, "
+                    "train.eval_batch_size, image.size or the model size"
+                )
+                write_record(folder, record)
+                return record
+            # an unexpected bug: record it, let the caller decide
             write_record(folder, failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             raise
     finally:

@@ -53,8 +53,10 @@ def _npy(path: Path, what: str, ndim: int) -> np.ndarray:
     except OSError as exc:
         raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc}); check its permissions") from None
     with fh:
-        if os.fstat(fh.fileno()).st_size == 0:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
             raise UserError(f"{path}: {what} is empty (0 bytes); save the array with numpy.save")
+        _check_npy_header(fh, size, path, what)
         try:
             arr = np.load(fh, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -73,12 +75,56 @@ def _npy(path: Path, what: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def _check_npy_header(fh: Any, size: int, path: Path, what: str) -> None:
+    """Read the .npy header and refuse a file whose data cannot be what the header says (a truncated file, or a
+    tiny file whose header claims terabytes: numpy would try to allocate them first); rewinds ``fh``."""
+    magic = fh.read(6)
+    fh.seek(0)
+    if magic[:2] == b"PK":
+        return  # an .npz archive: np.load opens it, and the caller refuses it with its own message
+    if magic != b"\x93NUMPY":
+        raise UserError(
+            f"{path}: {what} is not a readable numeric .npy array (no .npy header: not a file written by numpy.save); "
+            "save it with numpy.save"
+        )
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            return  # np.load names the versions it reads
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise UserError(
+            f"{path}: {what} is not a readable numeric .npy array (broken .npy header: {exc}); save it with numpy.save"
+        ) from None
+    finally:
+        header_end = fh.tell()
+        fh.seek(0)
+    if any(not isinstance(n, int) or n < 0 for n in shape):
+        raise UserError(
+            f"{path}: {what} is not a readable numeric .npy array (invalid shape {shape} in its header); save it with "
+            "numpy.save"
+        )
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if dtype.kind != "O" and needed > size - header_end:
+        raise UserError(
+            f"{path}: {what} is not a readable numeric .npy array (its header says shape {tuple(shape)}, "
+            f"{needed:,} bytes of {dtype}, but the file holds {size - header_end:,} bytes of data: truncated or "
+            "corrupt); save it again with numpy.save"
+        )
+
+
 @contextlib.contextmanager
-def _names_file(path: Path) -> Iterator[None]:
-    """Turn a metric's refusal of non-finite scores into an error naming the file."""
+def _names_file(path: Path, *others: Path) -> Iterator[None]:
+    """Turn a metric's refusal (non-finite scores, nothing to score) into an error naming the file: ``path``, unless
+    the message already starts with one of the files."""
     try:
         yield
     except NonFiniteError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    except UserError as exc:
+        if any(str(exc).startswith(str(p)) for p in (path, *others)):
+            raise
         raise UserError(f"{path}: {exc}") from exc
 
 
@@ -115,6 +161,8 @@ def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> 
         qid = _first_repeat([a.question_id for a in anns])
         raise UserError(f"{annotations}: question id {qid} has two annotations")
     qids = [q.question_id for q in qs]
+    if not qids:
+        raise UserError(f"{questions}: 'questions' is empty; there is nothing to score")
     if len(set(qids)) != len(qids):
         raise UserError(f"{questions}: question id {_first_repeat(qids)} appears twice")
     missing_ann = [q for q in qids if q not in by_q]
@@ -133,13 +181,14 @@ def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> 
         )
         raise UserError(f"{results}: {'; '.join(parts)}; the results must answer exactly the questions file")
     chosen = [by_q[q] for q in qids]
-    return vqa_accuracy(
-        [answers[q] for q in qids],
-        [[a.answer for a in ann.answers] for ann in chosen],
-        [ann.answer_type for ann in chosen],
-        [ann.question_type for ann in chosen],
-        mode=mode,
-    )
+    with _names_file(results, questions, annotations):
+        return vqa_accuracy(
+            [answers[q] for q in qids],
+            [[a.answer for a in ann.answers] for ann in chosen],
+            [ann.answer_type for ann in chosen],
+            [ann.question_type for ann in chosen],
+            mode=mode,
+        )
 
 
 def retrieval_ground_truth(annotations: Path, split: str | None) -> tuple[list[list[int]], list[int]]:
@@ -208,14 +257,22 @@ def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> d
     data = formats.read(annotations, formats.COCO_INSTANCES)
     images, labels, categories = labels_of_instances(data, str(annotations), _Strict())
     ids = sorted(images)
+    if not ids:
+        raise UserError(f"{annotations}: 'images' is empty; there is nothing to score")
     s = _npy(scores, "score matrix", 2)
     if s.shape != (len(ids), len(categories)):
         raise UserError(
             f"{scores}: expected shape (images, categories) = ({len(ids)}, {len(categories)}): rows are "
             f"images in ascending id, columns categories in ascending id; got {tuple(s.shape)}"
         )
-    with _names_file(scores):
-        ap = average_precision(s, multi_hot(ids, labels, len(categories)), mode=mode)
+    targets = multi_hot(ids, labels, len(categories))
+    if not targets.any():
+        raise UserError(
+            f"{annotations}: no image has a label ('annotations' names no category of its images); mAP needs at "
+            "least one positive"
+        )
+    with _names_file(scores, annotations):
+        ap = average_precision(s, targets, mode=mode)
     names = {i: c["name"] for i, c in enumerate(categories)}
     return {
         "mAP": ap["mAP"],
@@ -232,7 +289,7 @@ def score_detection(annotations: Path, results: Path, iscrowd_default: int | Non
     (boxes of 4 finite numbers, finite scores)."""
     from harness.metrics.detection import coco_detection_stats
 
-    with _names_file(results):
+    with _names_file(results, annotations):
         return coco_detection_stats(annotations, results, iscrowd_default=iscrowd_default)
 
 
@@ -242,6 +299,10 @@ def score_classification(scores: Path, labels: Path, topk: Sequence[int] = (1, 5
 
     s = _npy(scores, "score matrix", 2)
     y = _npy(labels, "labels", 1)
+    if 0 in s.shape:
+        raise UserError(
+            f"{scores}: the score matrix has shape {tuple(s.shape)}; it needs a row per sample and a column per class"
+        )
     if y.shape[0] != s.shape[0]:
         raise UserError(f"{labels}: expected {s.shape[0]} labels (one per row of {scores.name}), got {y.shape[0]}")
     if y.dtype.kind not in "iu":

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from harness.data import images as _images
-from harness.errors import UserError
+from harness.errors import UserError, naming
+from harness.jsonio import loads
 
 CACHE_VERSION: int = 1
 """Bump when the decoded pixels or the file layout change; old cache files are then ignored."""
@@ -97,7 +98,8 @@ def load_images(
     if hit is None:
         bad = _read_sidecar(meta_path, data_path, settings)
         if bad is None:
-            bad = _build(paths, data_path, meta_path, settings, max(1, workers), skip_bad, where)
+            with naming(data_path):  # a full disk (pwrite, fsync) names the cache file
+                bad = _build(paths, data_path, meta_path, settings, max(1, workers), skip_bad, where)
         tensor = torch.from_numpy(np.memmap(data_path, dtype=np.uint8, mode="c", shape=(n, 3, size, size)))
         with _MEMO_LOCK:
             hit = _MEMO.setdefault(memo_key, (tensor, bad))
@@ -153,7 +155,7 @@ def _prefix(where: str, message: str) -> str:
 def _read_sidecar(meta_path: Path, data_path: Path, settings: dict) -> list[tuple[int, str]] | None:
     """The bad list of a complete, matching cache entry, or None when there is none (a miss)."""
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = loads(meta_path.read_bytes())
         nbytes = data_path.stat().st_size
     except (OSError, ValueError):
         return None

@@ -22,12 +22,20 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
         raise UserError(f"{folder}: no class folders; expected {folder}/CLASS_NAME/*.jpg")
     out = {}
     for d in classes:
-        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-        out[d.name] = files
+        out[d.name] = sorted(
+            p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and not p.is_dir()
+        )
     empty = [c for c, f in out.items() if not f]
     if empty:
         raise UserError(f"{folder}: class folder(s) {empty} contain no images ({', '.join(sorted(EXTENSIONS))})")
     return out
+
+
+def _hidden(path: Path, top: Path) -> bool:
+    """A hidden file or a file in a hidden folder below ``top`` (``.DS_Store``, macOS ``._x.jpg`` resource forks,
+    ``.ipynb_checkpoints/``): never a sample. Other entries named like images are kept even when they are not
+    regular files (a dangling link, a pipe), so that the image loader reports them as bad samples, never silently."""
+    return any(part.startswith(".") for part in path.relative_to(top).parts)
 
 
 def has_split_folders(root: Path) -> bool:

@@ -8,6 +8,7 @@ Normalisation and augmentation happen per batch, on the cached tensors.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -42,11 +43,29 @@ def safe_join(root: Path, name: str, where: str) -> Path:
     return root / normal
 
 
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: a named pipe would block the decoder forever, a device
+    would be read without end, a folder or a dangling link cannot be an image."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        kind = "image file is missing" if not os.path.islink(path) else "image file is a symbolic link to nothing"
+        raise BadImage(path, kind, "check the dataset path and its images folder") from None
+    except OSError as exc:
+        raise BadImage(path, f"cannot read image ({exc.strerror or exc})", "check the file and its links") from None
+    except ValueError as exc:  # an embedded NUL
+        raise BadImage(path, f"invalid file name ({exc})", "fix the name in the annotation file") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device)"
+        raise BadImage(path, f"image file is {what}", "replace it with an image file or set on_bad_sample: skip")
+
+
 def load_image(path: Path, size: int, resize: str = "squash", interpolation: str = "bicubic") -> np.ndarray:
     """Decode one image to RGB and resize it to (size, size): (3, size, size) uint8."""
     from PIL import Image, UnidentifiedImageError
 
     resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
+    _check_regular(path)
     try:
         with Image.open(path) as im:  # reads the header only
             w, h = im.size
@@ -71,7 +90,13 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
         raise BadImage(path, "image file is missing", "check the dataset path and its images folder") from exc
     except BadImage:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the file system refused (permissions, I/O error), not a decoding problem
+            raise BadImage(
+                path, f"cannot read image ({exc.strerror or exc})", "check the file and its permissions"
+            ) from exc
+        raise BadImage(path, f"cannot decode image ({exc})", "replace the file or set on_bad_sample: skip") from exc
+    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as exc:
         raise BadImage(path, f"cannot decode image ({exc})", "replace the file or set on_bad_sample: skip") from exc
     except (EOFError, IndexError, TypeError, struct.error, ZeroDivisionError) as exc:  # corrupt headers in plug-ins
         raise BadImage(

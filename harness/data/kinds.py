@@ -33,6 +33,7 @@ class DatasetKind:
     name: ClassVar[str] = ""
     splits: ClassVar[dict[str, tuple[str, str]]] = {}
     synthetic_subdir: ClassVar[str] = ""
+    split_names: ClassVar[tuple[str, ...] | None] = None  # the only split names the kind knows, when it is a fixed set
 
     def __init__(self, source: DataSource) -> None:
         self.source = source
@@ -71,6 +72,7 @@ class ImageFolderKind(DatasetKind):
     name = "imagefolder"
     splits: ClassVar[dict[str, tuple[str, str]]] = {"classification": ("train", "test")}
     synthetic_subdir = "imagefolder"
+    split_names = imagefolder.SPLITS
 
     def load(self, task_type: str, split: str):
         spec = self.source.spec

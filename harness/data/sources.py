@@ -15,13 +15,16 @@ from harness.data import coco
 from harness.data.issues import SampleIssues
 from harness.data.kinds import DATASET_KINDS, DatasetKind
 from harness.data.records import file_digest, first_with
-from harness.errors import UserError
+from harness.errors import UserError, expand_user
 from harness.suite.schema import SYNTHETIC, SyntheticSpec
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path:
     """--data-root, else $XMBENCH_DATA, else the current directory."""
-    return Path(data_root or os.environ.get("XMBENCH_DATA") or ".").expanduser()
+    if data_root is not None and str(data_root):
+        return expand_user(data_root, "--data-root")
+    env = os.environ.get("XMBENCH_DATA", "").strip()
+    return expand_user(env, "$XMBENCH_DATA") if env else Path(".")
 
 
 def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, generate: bool = True) -> Path | None:
@@ -33,7 +36,7 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
 
         root = ensure_synthetic(images=synthetic.images, seed=synthetic.seed, size=synthetic.size)
         return root / DATASET_KINDS.get(spec.kind).synthetic_subdir
-    path = Path(spec.path).expanduser()
+    path = expand_user(spec.path, f"datasets.{name}.path")
     if not path.is_absolute():
         path = data_root / path
     if not path.exists():
@@ -68,7 +71,7 @@ class DataSource:
         images = getattr(self.spec, "images", None)
         if not images:
             return None
-        path = Path(images).expanduser()
+        path = expand_user(images, f"datasets.{self.name}.images")
         return path if path.is_absolute() else self.root / path
 
     def images_root(self, marker: str) -> Path:
@@ -94,7 +97,15 @@ class DataSource:
         key = (task_type, split)
         if key not in self._loaded:
             self.files = set()
-            self._loaded[key] = (self.layout.load(task_type, split), self.files)
+            records = self.layout.load(task_type, split)
+            if not len(records.paths):
+                files = ", ".join(sorted(str(p) for p in self.files)) or str(self.root)
+                skipped = f" after skipping {len(self.issues.skipped)} bad sample(s)" if self.issues.skipped else ""
+                raise UserError(
+                    f"{files}: split {split!r} of dataset {self.name!r} has no samples{skipped}; check the file, or "
+                    "choose another split (the task's train_split / eval_split)"
+                )
+            self._loaded[key] = (records, self.files)
         return self._loaded[key][0]
 
     def find(self, names: list[str], what: str) -> Path:

@@ -28,7 +28,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from harness.data.synthetic_text import KINDS, SceneObject, human_answers, make_captions, make_questions
-from harness.errors import UserError
+from harness.errors import UserError, expand_user
+from harness.jsonio import loads
 
 GENERATOR_VERSION = 2  # 2: Flickr30k layout and LAVIS/BLIP retrieval files
 GENERATOR_NAME = "xmbench-shapes"
@@ -61,12 +62,20 @@ def _info(description: str) -> dict[str, Any]:
     }
 
 
+MIN_IMAGES = 20
+MAX_IMAGES = 100_000
+"""Bounds of ``images``: a split needs a few images of every kind; more than 100k would take hours and many GB."""
+
+
 def _validate(images: Any, seed: Any, size: Any) -> None:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    if not is_int(images) or images < 20:
-        raise UserError(f"synthetic data: images must be an integer >= 20, got {images!r}")
+    if not is_int(images) or not MIN_IMAGES <= images <= MAX_IMAGES:
+        raise UserError(
+            f"synthetic data: images must be an integer between {MIN_IMAGES} and {MAX_IMAGES:,} (about 1 GB, a minute "
+            f"to write), got {images!r}"
+        )
     if not is_int(size) or not 32 <= size <= 512:
         raise UserError(f"synthetic data: size must be an integer between 32 and 512 pixels, got {size!r}")
     if not is_int(seed):
@@ -384,14 +393,15 @@ def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 
 
 def default_cache_dir() -> Path:
     """Return ``$XMBENCH_CACHE`` if set (and not empty), else ``~/.cache/xmbench``."""
-    env = os.environ.get("XMBENCH_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "xmbench"
+    from harness.data.text import cache_root
+
+    return cache_root()
 
 
 def _read_manifest(root: Path, images: int, seed: int, size: int) -> dict[str, Any] | None:
     """The manifest of a complete dataset made with these arguments, else None."""
     try:
-        manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = loads((root / MANIFEST_NAME).read_bytes())
     except (OSError, ValueError):
         return None
     expected = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, "images": images, "seed": seed, "size": size}
@@ -407,7 +417,7 @@ def ensure_synthetic(images: int = 1000, seed: int = 0, size: int = 64, cache_di
     or concurrent generation never leaves a half-written dataset at the final path.
     """
     _validate(images, seed, size)
-    parent = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    parent = expand_user(cache_dir, "cache_dir") if cache_dir is not None else default_cache_dir()
     parent = parent / "synthetic"
     final = parent / f"shapes-n{images}-s{seed}-px{size}-v{GENERATOR_VERSION}"
     if _read_manifest(final, images, seed, size) is not None:

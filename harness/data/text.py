@@ -17,15 +17,16 @@ import tempfile
 from pathlib import Path
 
 from harness.data import wordpiece
-from harness.errors import UserError
+from harness.errors import UserError, expand_user
 from harness.suite.schema import TextSpec
 
 SPECIALS = list(wordpiece.SPECIALS)
 
 
 def cache_root() -> Path:
-    """$XMBENCH_CACHE or ~/.cache/xmbench."""
-    return Path(os.environ.get("XMBENCH_CACHE") or Path.home() / ".cache" / "xmbench").expanduser()
+    """$XMBENCH_CACHE (when set and not blank) or ~/.cache/xmbench; a one-line error when '~' cannot be expanded."""
+    env = os.environ.get("XMBENCH_CACHE", "").strip()
+    return expand_user(env or "~/.cache/xmbench", "$XMBENCH_CACHE" if env else "the default cache (~/.cache/xmbench)")
 
 
 def load_tokenizer(spec: TextSpec, corpus: list[str] | None = None, cache_dir: Path | None = None):
@@ -66,7 +67,7 @@ def build_wordpiece(corpus: list[str], vocab_size: int, lowercase: bool, cache_d
     texts = sorted(set(corpus))
     key = vocab_key(texts, vocab_size, lowercase)
     final = cache_dir / "tokenizers" / key
-    if (final / "vocab.txt").is_file():
+    if _valid_vocab(final / "vocab.txt", vocab_size):
         return final / "vocab.txt"
     vocab = wordpiece.build_vocab(texts, vocab_size, lowercase)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -74,13 +75,30 @@ def build_wordpiece(corpus: list[str], vocab_size: int, lowercase: bool, cache_d
     try:
         tmp.chmod(0o755)  # mkdtemp makes it 0700; a cache entry should be readable like the rest of the cache
         (tmp / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8", newline="\n")
-        if final.exists() and not (final / "vocab.txt").is_file():
-            shutil.rmtree(final, ignore_errors=True)  # an incomplete or foreign directory: replace it
+        if final.exists() and not _valid_vocab(final / "vocab.txt", vocab_size):
+            shutil.rmtree(final, ignore_errors=True)  # an incomplete, damaged or foreign directory: replace it
         with contextlib.suppress(OSError):  # another process won the race: use its (identical) vocabulary
             tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "vocab.txt"
+
+
+def _valid_vocab(path: Path, vocab_size: int) -> bool:
+    """Whether a cached ``vocab.txt`` is usable: UTF-8, at most ``vocab_size`` distinct non-empty tokens, the special
+    tokens included. A damaged entry (emptied, truncated, overwritten) is rebuilt instead of crashing the tokenizer."""
+    try:
+        tokens = path.read_bytes().decode("utf-8").split("\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    return (
+        0 < len(tokens) <= vocab_size
+        and all(tokens)
+        and len(set(tokens)) == len(tokens)
+        and set(SPECIALS) <= set(tokens)
+    )
 
 
 def vocab_key(texts: list[str], vocab_size: int, lowercase: bool) -> str:
@@ -117,8 +135,13 @@ def tokenize(
             h.update(b"\0")
         path = (cache_dir or cache_root()) / "tokens" / f"{h.hexdigest()[:32]}.npz"
         if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                return torch.from_numpy(z["ids"].astype(np.int64)), torch.from_numpy(z["mask"].astype(np.int64))
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    ids, mask = z["ids"].astype(np.int64), z["mask"].astype(np.int64)
+                if ids.shape == mask.shape == (len(texts), max_length):
+                    return torch.from_numpy(ids), torch.from_numpy(mask)
+            except Exception:  # a damaged cache file (truncated, overwritten) is a miss: tokenise again
+                pass
     if not truncation:
         lengths = [len(x) for x in tokenizer(texts, add_special_tokens=True)["input_ids"]]
         too_long = [i for i, n in enumerate(lengths) if n > max_length]

@@ -52,6 +52,9 @@ def _prepare_gt(gt: str | Path | dict, iscrowd_default: int | None) -> tuple[dic
         _check_boxes(data["annotations"], name, "annotation", "id")
     else:
         raise UserError(f"Expected `gt` to be a path or a COCO dict, but got {type(gt).__name__}")
+    for key in ("images", "categories"):
+        if not data[key]:
+            raise UserError(f"{name}: {key!r} is empty; a COCO instances file lists the {key} to evaluate on")
     for ann in data["annotations"]:
         if "iscrowd" not in ann:
             if iscrowd_default is None:
@@ -89,8 +92,8 @@ def _prepare_results(results: str | Path | list, image_ids: set) -> list[dict]:
     for i, det in enumerate(data):
         if det["image_id"] not in image_ids:
             raise UserError(
-                f"Expected every detection in {name} to refer to an image of the ground truth, "
-                f"but #{i} has image_id {det['image_id']!r}"
+                f"{name}: [{i}].image_id: {det['image_id']!r} is not an image of the ground truth; score the results "
+                "against the annotation file they were made for"
             )
     return data
 

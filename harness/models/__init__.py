@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import UserError, did_you_mean
+from harness.errors import UserError, describe, did_you_mean
 from harness.registry import Registry
 
 KINDS = ("image", "text", "dual_encoder", "cross_modal")
@@ -200,8 +200,17 @@ def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
+            dotted = module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+            hint = f" such as {dotted!r}, not a file path" if dotted != module else ""
             raise UserError(
-                f"--plugin {module}: cannot import it ({exc}); give an importable module name (on PYTHONPATH)"
+                f"--plugin {module}: cannot import it ({exc}); give an importable module name{hint} (on PYTHONPATH)"
             ) from exc
-        except Exception as exc:  # the plug-in's own code failed while registering
-            raise UserError(f"--plugin {module}: importing it failed: {type(exc).__name__}: {exc}") from exc
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as exc:  # the plug-in calls sys.exit() at import: never let it end xmbench with its code
+            raise UserError(
+                f"--plugin {module}: importing it called sys.exit({exc.code!r}); a plug-in module must only "
+                "register its models when imported (move that code under `if __name__ == '__main__':`)"
+            ) from exc
+        except BaseException as exc:  # the plug-in's own code failed while registering
+            raise UserError(f"--plugin {module}: importing it failed: {describe(exc)}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.errors import UserError
+from harness.errors import UserError, is_out_of_memory
 from harness.models.base import XModel
 
 
@@ -40,6 +40,10 @@ def check_forward(model: nn.Module, batch: dict[str, torch.Tensor], what: str) -
     model.eval()
     try:
         out = model(batch)
+    except Exception as exc:  # the model's own code failed on a real batch: name the model, not a bug of xmbench
+        if is_out_of_memory(exc):
+            raise
+        raise UserError(f"{what}: forward(batch) raised {type(exc).__name__}: {exc}") from exc
     finally:
         model.train(was_training)
     pooled = out.get("pooled") if isinstance(out, dict) else None

@@ -13,7 +13,7 @@ import re
 import torch
 from torch import nn
 
-from harness.errors import UserError, did_you_mean
+from harness.errors import UserError, did_you_mean, is_out_of_memory
 from harness.models import BuildContext
 from harness.models.base import Encoded
 from harness.models.specs import ImageEncoderSpec, TextEncoderSpec
@@ -166,7 +166,9 @@ def create_text_model(
         params = {"max_position_embeddings": max(512, max_len), **spec.config, **overrides}
         try:
             config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id, **params)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # TypeError, ValueError, or huggingface_hub's strict-dataclass validation error
+            if is_out_of_memory(exc):
+                raise
             raise UserError(f"{where}.config: invalid BertConfig arguments {spec.config}: {exc}") from exc
         if config.hidden_size % config.num_attention_heads:
             raise UserError(
@@ -184,7 +186,9 @@ def create_text_model(
             )
         config = AutoConfig.from_pretrained(spec.name, local_files_only=True, trust_remote_code=False, **overrides)
         return AutoModel.from_config(config, add_pooling_layer=False, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # missing, unreadable or malformed files (OSError, ValueError, validation errors)
+        if is_out_of_memory(exc):
+            raise
         raise UserError(
             f"{where}.name: cannot load {spec.name!r} offline ({type(exc).__name__}: {str(exc)[:200]}). Download it "
             f"on a connected machine (`hf download {spec.name}`) into the Hugging Face cache (~/.cache/huggingface"

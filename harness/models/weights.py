@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.errors import UserError, expand_user
 
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 HF_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
@@ -20,7 +20,10 @@ HF_HINT = (
 
 def _hf_file(name: str, filename: str) -> Path | None:
     """``filename`` of ``name`` from a local directory or the HF cache, or None."""
-    local = Path(name).expanduser()
+    try:
+        local = Path(name).expanduser()
+    except RuntimeError:  # '~user' of an unknown user: not a local directory
+        local = Path(name)
     if local.is_dir():
         return local / filename if (local / filename).is_file() else None
     try:
@@ -42,14 +45,14 @@ def _hf_has(name: str, files: tuple[str, ...]) -> bool:
 def refuse_remote_code(name: str, where: str) -> None:
     """Refuse a model or tokenizer whose config names custom code (``auto_map``): xmbench never runs Python code
     shipped with weights (transformers' ``trust_remote_code``)."""
-    import json
+    from harness.jsonio import loads
 
     for filename in ("config.json", "tokenizer_config.json"):
         path = _hf_file(name, filename)
         if path is None:
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads(path.read_bytes())
         except (OSError, ValueError):
             continue  # transformers reports unreadable configs itself
         if isinstance(data, dict) and data.get("auto_map"):
@@ -120,7 +123,7 @@ def check_timm_name(name: str, where: str) -> None:
 def timm_weights_file(spec, where: str) -> Path:
     """The local weights file of a pretrained image encoder: its ``checkpoint``, or the timm/HF/torch-hub cache."""
     if spec.checkpoint:
-        path = Path(spec.checkpoint).expanduser()
+        path = expand_user(spec.checkpoint, f"{where}.checkpoint")
         if not path.is_file():
             raise UserError(f"{where}.checkpoint: file {spec.checkpoint!r} does not exist; point it at a weights file")
         return path

@@ -136,15 +136,20 @@ def cost_frame(records: list[RunRecord]) -> pd.DataFrame:
                 "model": r.model,
                 "params_M": c.params / 1e6,
                 "trainable_M": c.trainable_params / 1e6,
-                "GFLOPs_per_sample": (c.forward_flops_per_sample or float("nan")) / 1e9,
-                "train_s": t.train_seconds,
-                "train_samples_per_s": t.train_samples_per_s,
-                "eval_s": t.eval_seconds,
-                "peak_rss_MB": t.process_peak_rss_mb,
-                "cuda_peak_MB": t.cuda_peak_allocated_mb,
+                "GFLOPs_per_sample": _number(c.forward_flops_per_sample) / 1e9,
+                "train_s": _number(t.train_seconds),
+                "train_samples_per_s": _number(t.train_samples_per_s),
+                "eval_s": _number(t.eval_seconds),
+                "peak_rss_MB": _number(t.process_peak_rss_mb),
+                "cuda_peak_MB": _number(t.cuda_peak_allocated_mb),
             }
         )
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)
     return frame.groupby(["task", "model"], sort=False).mean(numeric_only=True).reset_index()
+
+
+def _number(value: float | None) -> float:
+    """A measurement as a float column value: None (not measured) is NaN, so that the column is kept by the mean."""
+    return float("nan") if value is None else float(value)

@@ -8,11 +8,11 @@ never averaged in.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.jsonio import loads
 from harness.results.record import RunRecord, read_record
 from harness.results.store import LOCK, SPEC
 
@@ -82,7 +82,7 @@ def collect(out_dir: Path, runs: list[RunSpec]) -> PlanResults:
 def _run_id(folder: Path) -> str:
     """``task/model/seedK`` of a run folder, from its spec.json, else from its path."""
     try:
-        spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
+        spec = loads((folder / SPEC).read_bytes())
         return f"{spec['task']}/{spec['model']}/seed{spec['seed']}"
     except (OSError, ValueError, KeyError, TypeError):
         seed = folder.name.split("-", 1)[0]

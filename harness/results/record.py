@@ -14,12 +14,16 @@ else opens ``metrics.json`` or ``error.json``. No torch here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.jsonio import loads
 from harness.results.store import atomic_write_json
 
 METRICS = "metrics.json"
@@ -98,41 +102,100 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
-        """Parse a record; raises ``ValueError`` naming the first problem (missing key, wrong type, non-finite)."""
+        """Parse a record; raises ``ValueError`` naming the first problem (missing key, wrong type, non-finite).
+
+        Every field is checked against its declared type (``timings`` and ``cost`` too), so that a hand-edited or
+        damaged record is refused here, as a failed run, and never reaches a report as a value it cannot show."""
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
         missing = [k for k in required if k not in data]
         if missing:
             raise ValueError(f"missing key {missing[0]!r}")
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["timings"] = _sub(Timings, data.get("timings") or {}, "timings")
-        kwargs["cost"] = _sub(Cost, data.get("cost") or {}, "cost")
-        for key in ("run_id", "folder", "fingerprint", "task", "model", "status"):
-            if not isinstance(kwargs[key], str):
-                raise ValueError(f"{key} is not a string")
-        if kwargs["status"] not in ("ok", "failed"):
-            raise ValueError(f"status {kwargs['status']!r} is not 'ok' or 'failed'")
-        if not isinstance(kwargs["seed"], int) or isinstance(kwargs["seed"], bool):
-            raise ValueError("seed is not an integer")
-        metrics = kwargs.get("metrics", {})
-        if not isinstance(metrics, dict):
-            raise ValueError("metrics is not a mapping")
-        for name, value in metrics.items():
+        metrics = data.get("metrics", {})
+        for name, value in metrics.items() if isinstance(metrics, dict) else ():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"metric {name!r} is {value!r}, not a number")
+        kwargs = _typed(cls, data, "")
+        if kwargs["status"] not in ("ok", "failed"):
+            raise ValueError(f"status {kwargs['status']!r} is not 'ok' or 'failed'")
+        for name, value in kwargs.get("metrics", {}).items():
             if not math.isfinite(value):
                 raise ValueError(f"metric {name!r} is {value}, not a finite number")
-        kwargs["metrics"] = {k: float(v) for k, v in metrics.items()}
+        kwargs["metrics"] = {k: float(v) for k, v in kwargs.get("metrics", {}).items()}
         return cls(**kwargs)
 
 
-def _sub(cls: type, data: Any, key: str) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"{key} is not a mapping")
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+def _typed(cls: type, data: dict, prefix: str) -> dict[str, Any]:
+    """The known keys of ``data`` checked against the field types of the dataclass ``cls`` (nested dataclasses
+    are built); ``ValueError`` names the first key whose value has the wrong type."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        key, value, tp = f"{prefix}{f.name}", data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            if value is None:
+                continue  # an absent block: the defaults
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} is {_kind(value)}, not a mapping")
+            out[f.name] = tp(**_typed(tp, value, f"{key}."))
+            continue
+        if not _is(value, tp):
+            raise ValueError(f"{key} is {_kind(value)} {_short(value)}, not {_type_name(tp)}")
+        out[f.name] = value
+    return out
+
+
+def _is(value: Any, tp: Any) -> bool:
+    """Whether a JSON value fits the annotation ``tp`` (int for float is fine; a boolean is never a number)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is(k, args[0]) and _is(v, args[1]) for k, v in value.items())
+    return isinstance(value, origin or tp)
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin is dict:
+        return f"a mapping to {_type_name(args[1])}" if args[1] is not Any else "a mapping"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def finite_metrics(metrics: dict[str, float]) -> str | None:
@@ -178,9 +241,9 @@ def read_record(folder: Path, fingerprint: str | None = None) -> RunRecord | Non
         if not path.is_file():
             continue
         try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
+            data = loads(path.read_bytes())
             record = RunRecord.from_json(data)
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, TypeError) as exc:
             return _corrupt(folder, name, str(exc), _peek(path))
         except OSError as exc:
             return _corrupt(folder, name, f"unreadable ({exc.strerror})", {})
@@ -195,7 +258,7 @@ def read_record(folder: Path, fingerprint: str | None = None) -> RunRecord | Non
 def _peek(path: Path) -> dict[str, Any]:
     """Best-effort identity of a corrupt file (for the failed record): spec.json beside it."""
     try:
-        spec = json.loads((path.parent / "spec.json").read_text(encoding="utf-8"))
+        spec = loads((path.parent / "spec.json").read_bytes())
         return spec if isinstance(spec, dict) else {}
     except (OSError, ValueError):
         return {}

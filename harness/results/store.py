@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import naming
+from harness.jsonio import loads
+
 SPEC = "spec.json"
 LOG = "log.jsonl"
 PREDICTIONS = "predictions.jsonl"
@@ -50,16 +53,23 @@ FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path`` (mode 0666 & ~umask)."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path`` (mode 0666 & ~umask).
+
+    A file-system error names ``path`` (not the temporary file, nor no file at all, as ``fsync`` would)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), FILE_MODE)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with naming(path):
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), FILE_MODE)
+                os.fsync(fh.fileno())
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:  # it names the temporary file first: name the file being written
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -85,8 +95,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)
+    """A JSON file xmbench wrote; ``ValueError`` when it is malformed (see :func:`harness.jsonio.loads`)."""
+    return loads(path.read_bytes())
 
 
 class RunLock:
@@ -103,7 +113,8 @@ class RunLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with naming(self.path):
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 return False
@@ -122,8 +133,13 @@ class RunLock:
         self.previous = _parse(os.pread(fd, 4096, 0))
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         data = json.dumps(info).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        try:
+            with naming(self.path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+        except BaseException:
+            self.release()
+            raise
         return True
 
     def left_behind(self) -> str | None:
@@ -159,7 +175,7 @@ class RunLock:
             os.kill(int(info["pid"]), 0)
         except PermissionError:  # alive, owned by another user
             return True
-        except (ProcessLookupError, ValueError, OverflowError):
+        except (ProcessLookupError, ValueError, OverflowError, TypeError):  # gone, or not a pid at all
             return False
         return True
 
@@ -189,7 +205,8 @@ def exclusive(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with naming(path):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -197,8 +214,8 @@ def exclusive(path: Path):
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        out = json.loads(data.decode("utf-8")) if data.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+        out = loads(data) if data.strip() else {}
+    except ValueError:
         return {}
     return out if isinstance(out, dict) else {}
 
@@ -213,15 +230,17 @@ class RunWriter:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._log = (folder / LOG).open("w", encoding="utf-8")
-        os.chmod(folder / LOG, FILE_MODE)
+        with naming(folder / LOG):
+            self._log = (folder / LOG).open("w", encoding="utf-8")
+            os.chmod(folder / LOG, FILE_MODE)
 
     def spec(self, spec: dict) -> None:
         atomic_write_json(self.folder / SPEC, spec)
 
     def log(self, record: dict) -> None:
-        self._log.write(json.dumps(record, default=_json_default) + "\n")
-        self._log.flush()
+        with naming(self.folder / LOG):
+            self._log.write(json.dumps(record, default=_json_default) + "\n")
+            self._log.flush()
 
     def predictions(self, rows: list[dict]) -> None:
         text = "".join(json.dumps(r, default=_json_default) + "\n" for r in rows)
@@ -237,4 +256,5 @@ class RunWriter:
 
     def close(self) -> None:
         if not self._log.closed:
-            self._log.close()
+            with naming(self.folder / LOG):
+                self._log.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.errors import UserError
+from harness.errors import UserError, is_out_of_memory
 from harness.models import BuildContext, ModelFamily, get_family
 from harness.suite.loader import unknown_name, validate_data
 from harness.suite.schema import SYNTHETIC, Suite, TrainSpec
@@ -93,6 +93,13 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
                 f"{where}: {key}: a {task.type} task cannot use dataset {task.dataset!r} of kind {kind.name!r} "
                 f"(it serves: {', '.join(sorted(kind.splits))})"
             )
+        for split_key in ("train_split", "eval_split"):
+            split = getattr(task, split_key)
+            if split is not None and kind.split_names is not None and split not in kind.split_names:
+                raise UserError(
+                    f"{where}: {key}.{split_key}: {split!r} is not a split of a {kind.name} dataset; use one of "
+                    f"{', '.join(kind.split_names)}"
+                )
         task_cls = tasks.get(task.type, where=f"{where}: {key}.type")
         for i, mname in enumerate(task.models):
             if mname not in suite.models:
@@ -166,7 +173,9 @@ def build_model(m: ResolvedModel, ctx: BuildContext, file: str = "", device: Any
     except UserError as exc:
         msg = str(exc)
         raise UserError(prefix + (msg if msg.startswith(ctx.where) else f"{ctx.where}: {msg}")) from exc
-    except (ValueError, TypeError, RuntimeError, AssertionError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # a family's builder (a plug-in's too) refused this configuration, however it says so
+        if is_out_of_memory(exc):
+            raise  # not a configuration error: the run fails with "out of memory"
         raise UserError(
             f"{prefix}{ctx.where}: building the {m.family.name!r} model failed: {type(exc).__name__}: {exc}"
         ) from exc

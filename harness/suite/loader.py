@@ -441,6 +441,9 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel], prefix:
     is_key = bool(raw_loc) and raw_loc[-1] == "[key]"
     if is_key:  # a bad mapping key: ('datasets', 1, '[key]') -> 'datasets.1'
         raw_loc = (*raw_loc[:-2], str(raw_loc[-2]))
+    if first["type"] == "invalid_key":  # a null/number key of a fixed mapping: ('None',) -> the mapping itself
+        raw_loc, is_key = raw_loc[:-1], True
+        first = {**first, "type": "string_type"}
     loc = tuple(prefix) + _strip_tags(root, raw_loc)
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc += (str(first.get("ctx", {}).get("discriminator", "type")).strip("'"),)

@@ -33,6 +33,8 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, AfterValidator(_seed_range)]
 Finite = Annotated[float, AllowInfNan(False)]  # YAML 1.2 reads .inf and .nan as floats: no schema number may be one
 Fraction = Annotated[Finite, Field(ge=0.0, lt=1.0)]
+Positive = Annotated[Finite, Field(gt=0.0)]
+NonNegative = Annotated[Finite, Field(ge=0.0)]
 
 
 class Frozen(BaseModel):
@@ -108,7 +110,7 @@ class ImageSpec(Frozen):
     resize: Literal["squash", "shorter_crop"] = "squash"
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
     mean: tuple[Finite, Finite, Finite] = IMAGENET_MEAN
-    std: tuple[Finite, Finite, Finite] = IMAGENET_STD
+    std: tuple[Positive, Positive, Positive] = IMAGENET_STD  # pixels are divided by it
     augment: Literal["none", "crop", "crop_flip"] = "none"
     crop_scale: tuple[Annotated[Finite, Field(gt=0.0, le=1.0)], Annotated[Finite, Field(gt=0.0, le=1.0)]] = (0.8, 1.0)
 
@@ -123,7 +125,7 @@ class TextSpec(Frozen):
     """Tokenisation, identical for every model that reads text."""
 
     tokenizer: str = "wordpiece"
-    vocab_size: PositiveInt = 1000
+    vocab_size: Annotated[int, Field(ge=5)] = 1000  # at least the 5 special tokens ([PAD], [UNK], [CLS], [SEP], [MASK])
     max_length: Annotated[int, Field(ge=4, le=512)] = 32
     truncation: bool = True
     lowercase: bool = True
@@ -132,7 +134,7 @@ class TextSpec(Frozen):
 class SyntheticSpec(Frozen):
     """Parameters of the built-in synthetic dataset (used by datasets whose path is '@synthetic')."""
 
-    images: Annotated[int, Field(ge=20)] = 1000
+    images: Annotated[int, Field(ge=20, le=100_000)] = 1000  # harness.data.synthetic.MIN_IMAGES, MAX_IMAGES
     seed: int = 0
     size: Annotated[int, Field(ge=32, le=512)] = 64
 
@@ -160,8 +162,15 @@ class Vqa2Dataset(_DatasetBase):
 
 class ImageFolderDataset(_DatasetBase):
     kind: Literal["imagefolder"]
-    split_ratios: tuple[Finite, Finite, Finite] = (0.7, 0.15, 0.15)
+    split_ratios: tuple[NonNegative, NonNegative, NonNegative] = (0.7, 0.15, 0.15)  # train, val, test
     split_seed: int = 0
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"the train, val and test fractions must sum to 1, got {list(v)} (sum {sum(v):g})")
+        return v
 
 
 DatasetSpec = Annotated[CocoDataset | Flickr30kDataset | Vqa2Dataset | ImageFolderDataset, Field(discriminator="kind")]

@@ -53,7 +53,11 @@ class VqaTask(Task):
                 f"tasks.{self.name}: the train split {splits[0]!r} has no annotations; train on an "
                 "annotated split (train2014)"
             )
-        vocab = build_answer_vocab(train_rec, self.spec.answer_min_count, self.spec.answer_top_k)
+        try:
+            vocab = build_answer_vocab(train_rec, self.spec.answer_min_count, self.spec.answer_top_k)
+        except UserError as exc:
+            key = "answer_top_k" if self.spec.answer_top_k else "answer_min_count"
+            raise UserError(f"tasks.{self.name}.{key}: {exc}") from exc
         targets = torch.from_numpy(soft_targets(train_rec.answers, vocab))
         train = self._examples(train_rec, ctx, train_images, train_rows, targets)
         ev = self._examples(eval_rec, ctx, eval_images, eval_rows, None)

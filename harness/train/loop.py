@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import RunFailed
+from harness.errors import RunFailed, is_out_of_memory
 from harness.models.base import XModel
 from harness.suite.schema import TrainSpec
 from harness.tasks.base import Batcher, Task, TaskData
@@ -94,7 +94,9 @@ def train_model(
                         "train.lr, keep train.grad_clip on, or use precision fp32/bf16"
                     )
                 (scaler.scale(loss / train.grad_accum) if scaler else loss / train.grad_accum).backward()
-            except torch.OutOfMemoryError as exc:
+            except Exception as exc:
+                if not is_out_of_memory(exc):  # torch.OutOfMemoryError (CUDA) or the CPU allocator's RuntimeError
+                    raise
                 raise RunFailed(
                     f"out of memory at step {step + 1} with batch_size {train.batch_size}; lower train.batch_size "
                     "and raise train.grad_accum to keep the effective batch size"

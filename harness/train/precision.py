@@ -23,6 +23,12 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"hardware.device: {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise UserError(
+            f"hardware.device: {device!r} requested but this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1}); "
+            "use one of them, 'cuda' or 'auto'"
+        )
     if device == "mps" and not torch.backends.mps.is_available():
         raise UserError("hardware.device: 'mps' requested but MPS is not available here; use 'auto' or 'cpu'")
     return torch.device(device)

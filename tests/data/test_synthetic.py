@@ -286,7 +286,8 @@ def test_deterministic(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"images": 19}, "images must be an integer >= 20, got 19"),
+        ({"images": 19}, "images must be an integer between 20 and 100,000 (about 1 GB, a minute to write), got 19"),
+        ({"images": 100_001}, "images must be an integer between 20 and 100,000"),
         ({"size": 31}, "size must be an integer between 32 and 512 pixels, got 31"),
         ({"size": 513}, "size must be an integer between 32 and 512 pixels, got 513"),
         ({"seed": "x"}, "seed must be an integer, got 'x'"),

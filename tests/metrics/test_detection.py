@@ -65,7 +65,7 @@ def test_bad_results(fixtures_dir) -> None:
     gt = fixtures_dir / "coco" / "instances_val2014_100.json"
     with pytest.raises(UserError, match="non-empty list of detections"):
         coco_detection_stats(gt, [])
-    with pytest.raises(UserError, match=r"#0 has image_id -5"):
+    with pytest.raises(UserError, match=r"\[0\]\.image_id: -5 is not an image of the ground truth"):
         coco_detection_stats(gt, [{"image_id": -5, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}])
     with pytest.raises(UserError, match=r"#0 lacks \['score'\]"):
         coco_detection_stats(gt, [{"image_id": -5, "category_id": 1, "bbox": [0, 0, 1, 1]}])
