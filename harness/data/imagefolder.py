@@ -57,6 +57,12 @@ def load_imagefolder(root: Path, split: str, ratios: tuple[float, float, float],
         if unknown:
             raise UserError(f"{root / split}: classes {unknown} do not exist in {root / 'train'}")
     else:
+        present = [s for s in SPLITS if (root / s).is_dir()]
+        if present:  # e.g. only train/: not a layout with split folders, and not class folders either
+            raise UserError(
+                f"{root}: has the split folder(s) {present} but a layout with split folders needs train/ and val/ or "
+                "test/; add the missing split, or put the class folders directly in the root (split by split_ratios)"
+            )
         by_class = _class_files(root)
         classes = sorted(by_class)
         files = {c: _stratified(paths, ratios, seed, c)[SPLITS.index(split)] for c, paths in by_class.items()}

@@ -100,6 +100,12 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
                     f"{where}: {key}.{split_key}: {split!r} is not a split of a {kind.name} dataset; use one of "
                     f"{', '.join(kind.split_names)}"
                 )
+        train_split, eval_split = (task.train_split, task.eval_split)
+        if train_split is not None and train_split == eval_split:
+            raise UserError(
+                f"{where}: {key}: train_split and eval_split are both {train_split!r}, so every model would be scored "
+                "on the examples it trained on; give eval_split another split"
+            )
         task_cls = tasks.get(task.type, where=f"{where}: {key}.type")
         for i, mname in enumerate(task.models):
             if mname not in suite.models:

@@ -125,6 +125,11 @@ def _imagefolder(root: Path, classes: list[str]) -> Path:
             "no class folders",
         ),
         (
+            lambda r: shutil.rmtree(_imagefolder(r / "folder", ["cat", "dog"]) / "test"),
+            {"kind": "imagefolder", "path": "folder"},
+            "has the split folder(s) ['train'] but a layout with split folders needs train/ and val/ or test/",
+        ),
+        (
             lambda r: shutil.rmtree(r / "coco" / "annotations"),
             {"kind": "coco", "path": "coco"},
             "retrieval split 'train' needs dataset_coco.json (Karpathy) or coco_karpathy_train.json (LAVIS)",
@@ -145,7 +150,7 @@ def _imagefolder(root: Path, classes: list[str]) -> Path:
             "datasets.d.path: 'nowhere' does not exist",
         ),
     ],
-    ids=["one-class", "no-classes", "no-annotations", "no-images", "no-vqa-annotations", "no-path"],
+    ids=["one-class", "no-classes", "only-train", "no-annotations", "no-images", "no-vqa-annotations", "no-path"],
 )
 def test_validate_checks_the_dataset_layout(tiny_suite, tmp_path, capsys, make, dataset, expected) -> None:
     from harness.data.synthetic import generate
@@ -293,3 +298,10 @@ def test_validate_reads_yaml_written_for_the_example(tmp_path: Path) -> None:
     data = read_yaml(path)
     assert data["train"]["lr"] == 1e-4 and isinstance(data["train"]["lr"], float)
     assert yaml.safe_load(block)["train"]["lr"] == "1e-4"  # what PyYAML's YAML 1.1 reading would have given
+
+
+def test_scoring_on_the_training_split_is_refused(tiny_suite, capsys) -> None:
+    task = {"type": "vqa", "dataset": "shapes-vqa", "models": ["bert"], "train_split": "val2014"}
+    path = tiny_suite(tasks={"vqa": {**task, "eval_split": "val2014"}})
+    assert main(["validate", str(path)]) == 2
+    assert "tasks.vqa: train_split and eval_split are both 'val2014'" in _err(capsys)
