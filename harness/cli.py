@@ -146,8 +146,31 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     ssub = score.add_subparsers(dest="score_command", metavar="METRIC")
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    # A paired comparison of two prediction files (--against): the options that go with it.
+    cmp = argparse.ArgumentParser(add_help=False)
+    cmp.add_argument(
+        "--claim-delta",
+        default=None,
+        metavar="D",
+        help="with --against: judge the claim that the first file beats --against by D points (3.2) or D%% (15%%)",
+    )
+    cmp.add_argument(
+        "--metric",
+        dest="metric_name",
+        default=None,
+        metavar="NAME",
+        help="with --against: the metric compared (default: the main one, e.g. vqa_accuracy, top1, r_mean, mAP)",
+    )
+    cmp.add_argument(
+        "--replicates",
+        type=_positive_int,
+        default=10_000,
+        metavar="N",
+        help="with --against: bootstrap replicates (default 10000; at most 2000 for mAP)",
+    )
+    against = "of a second model, on the same examples: a paired comparison (bootstrap over image clusters)"
 
-    p = ssub.add_parser("vqa", parents=[common, out], help="official VQA accuracy of a results file")
+    p = ssub.add_parser("vqa", parents=[common, out, cmp], help="official VQA accuracy of a results file")
     p.add_argument("--questions", type=_path, required=True, help="v2_OpenEnded_mscoco_*_questions.json")
     p.add_argument("--annotations", type=_path, required=True, help="v2_mscoco_*_annotations.json")
     p.add_argument("--results", type=_path, required=True, help='[{"question_id", "answer"}] (official format)')
@@ -157,9 +180,10 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
         default="official",
         help="official GT-Vision-Lab evaluator (default) or the older LAVIS/ALBEF variant",
     )
+    p.add_argument("--against", type=_path, default=None, metavar="RESULTS", help=f"a results file {against}")
     p.set_defaults(func=cmd_score, metric="vqa")
 
-    p = ssub.add_parser("retrieval", parents=[common, out], help="image-text retrieval recall (ALBEF/LAVIS)")
+    p = ssub.add_parser("retrieval", parents=[common, out, cmp], help="image-text retrieval recall (ALBEF/LAVIS)")
     p.add_argument(
         "--annotations",
         type=_path,
@@ -175,9 +199,13 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
         default="pessimistic",
         help="rank of a ground truth tied with other candidates (default pessimistic; see docs/metrics.md)",
     )
+    p.add_argument("--against", type=_path, default=None, metavar="SCORES", help=f"an images x texts .npy {against}")
+    p.add_argument(
+        "--against-t2i", type=_path, default=None, metavar="SCORES", help="texts x images .npy of --against, optional"
+    )
     p.set_defaults(func=cmd_score, metric="retrieval")
 
-    p = ssub.add_parser("multilabel", parents=[common, out], help="multi-label mAP against COCO instances")
+    p = ssub.add_parser("multilabel", parents=[common, out, cmp], help="multi-label mAP against COCO instances")
     p.add_argument("--annotations", type=_path, required=True, help="instances_*.json")
     p.add_argument(
         "--scores",
@@ -186,6 +214,7 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
         help="images (ascending id) x categories (ascending id) score matrix (.npy)",
     )
     p.add_argument("--mode", choices=["nonint", "voc", "voc11", "asl"], default="nonint")
+    p.add_argument("--against", type=_path, default=None, metavar="SCORES", help=f"a score matrix {against}")
     p.set_defaults(func=cmd_score, metric="multilabel")
 
     p = ssub.add_parser("detection", parents=[common, out], help="COCO bbox mAP through pycocotools COCOeval")
@@ -200,10 +229,18 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=cmd_score, metric="detection")
 
-    p = ssub.add_parser("classification", parents=[common, out], help="top-1/top-5 accuracy")
+    p = ssub.add_parser("classification", parents=[common, out, cmp], help="top-1/top-5 accuracy")
     p.add_argument("--scores", type=_path, required=True, help="N x C score matrix (.npy)")
     p.add_argument("--labels", type=_path, required=True, help="N integer labels (.npy)")
     p.add_argument("--topk", type=_positive_int, nargs="+", default=[1, 5])
+    p.add_argument("--against", type=_path, default=None, metavar="SCORES", help=f"an N x C .npy {against}")
+    p.add_argument(
+        "--clusters",
+        type=_path,
+        default=None,
+        metavar="FILE.npy",
+        help="with --against: one cluster label per row (e.g. the image id); default: each row its own cluster",
+    )
     p.set_defaults(func=cmd_score, metric="classification")
     score.set_defaults(func=lambda args: _missing_action(score))
 
@@ -211,6 +248,46 @@ def _score_parser(sub, common: argparse.ArgumentParser) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     from harness import score
 
+    if getattr(args, "against", None) is not None:  # a paired comparison of two files (docs/statistics.md)
+        options = {"metric": args.metric_name, "claim_delta": args.claim_delta, "replicates": args.replicates}
+        if args.metric == "vqa":
+            first = args.results
+            result = score.compare_vqa(args.questions, args.annotations, first, args.against, args.mode, **options)
+        elif args.metric == "retrieval":
+            first = args.scores
+            result = score.compare_retrieval(
+                args.annotations,
+                first,
+                args.against,
+                args.scores_t2i,
+                args.against_t2i,
+                args.split,
+                args.ties,
+                **options,
+            )
+        elif args.metric == "multilabel":
+            first = args.scores
+            result = score.compare_multilabel(args.annotations, first, args.against, args.mode, **options)
+        else:
+            first = args.scores
+            result = score.compare_classification(first, args.labels, args.against, args.clusters, **options)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            score.print_comparison(result, f"xmbench score {args.metric}: {first.name} against {args.against.name}")
+        return 0
+    only_with = [
+        flag
+        for flag, dest in (
+            ("--against-t2i", "against_t2i"),
+            ("--clusters", "clusters"),
+            ("--claim-delta", "claim_delta"),
+            ("--metric", "metric_name"),
+        )
+        if getattr(args, dest, None) is not None
+    ]
+    if only_with:
+        raise UserError(f"{only_with[0]} applies to a paired comparison; add --against with a second model's file")
     if args.metric == "vqa":
         result = score.score_vqa(args.questions, args.annotations, args.results, args.mode)
     elif args.metric == "retrieval":
@@ -318,6 +395,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.log(
         f"{ok}/{len(outcome.records)} runs finished ({outcome.reused} reused{elsewhere}) in {outcome.seconds:.0f}s"
     )
+    if outcome.report is not None:
+        from rich.console import Console
+
+        from harness.report.terminal import print_summary
+
+        print_summary(outcome.report, Console(highlight=False))
     print(f"report: {out / 'report.html'} (also report.md, results.csv, summary.json)")
     if outcome.failed:
         raise UserError(failures_message(outcome))
@@ -380,8 +463,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (out / "runs").is_dir():
         raise UserError(f"{out}: no runs/ folder; run `xmbench run {args.suite}` first or pass --out")
     plan, runs = _plan_for_folder(args, suite, out)
-    paths = write_plan_report(plan, out, runs)
-    print(f"report: {paths['html']} ({len(runs)} planned runs)")
+    report = write_plan_report(plan, out, runs)
+    print(f"report: {report.paths['html']} ({len(runs)} planned runs)")
     return 0
 
 

@@ -173,6 +173,8 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
         writer.array(name, arr)
     for name, obj in result.files.items():
         writer.extra_json(name, obj)
+    if result.evidence is not None:
+        writer.evidence(result.evidence.to_bytes())
     skipped = ctx.skipped.get(spec.task) or {"count": 0}
     if skipped["count"]:
         writer.extra_json("skipped.json", skipped)

@@ -54,6 +54,7 @@ class SuiteOutcome:
     reused: int = 0
     claimed_elsewhere: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    report: Any = None  # the report model written at the end (harness.report.model.Report)
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -229,12 +230,12 @@ def run_suite(suite: Suite, suite_path: Path, out_dir: Path, data_root: Path, co
             progress.end_run(record)
     order = {s.fingerprint: i for i, s in enumerate(plan.runs)}
     outcome.records.sort(key=lambda r: order.get(r.fingerprint, len(order)))
-    write_plan_report(plan, out_dir)
+    outcome.report = write_plan_report(plan, out_dir)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-def write_plan_report(plan: Plan, out_dir: Path, runs: list[RunSpec] | None = None) -> dict[str, Path]:
+def write_plan_report(plan: Plan, out_dir: Path, runs: list[RunSpec] | None = None):
     """Write the report of exactly the plan's runs, as found on disk (see :mod:`harness.results.collect`)."""
     from harness.report import write_report
     from harness.results.collect import collect

@@ -151,6 +151,20 @@ def score_vqa(questions: Path, annotations: Path, results: Path, mode: str = "of
 def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> dict[str, Any]:
     from harness.metrics.vqa import vqa_accuracy
 
+    qs, chosen = _vqa_ground_truth(questions, annotations)
+    predictions = _vqa_predictions(results, [q.question_id for q in qs], questions)
+    with _names_file(results, questions, annotations):
+        return vqa_accuracy(
+            predictions,
+            [[a.answer for a in ann.answers] for ann in chosen],
+            [ann.answer_type for ann in chosen],
+            [ann.question_type for ann in chosen],
+            mode=mode,
+        )
+
+
+def _vqa_ground_truth(questions: Path, annotations: Path) -> tuple[list[Any], list[Any]]:
+    """The questions (file order) and, for each, its checked annotation."""
     qs = formats.read(questions, formats.VQA_QUESTIONS).questions
     anns = formats.read(annotations, formats.VQA_ANNOTATIONS).annotations
     bad = formats.first_vqa_answers_problem(anns)
@@ -168,6 +182,11 @@ def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> 
     missing_ann = [q for q in qids if q not in by_q]
     if missing_ann:
         raise UserError(f"{annotations}: no annotation for question ids {_ids(missing_ann)} of {questions.name}")
+    return list(qs), [by_q[q] for q in qids]
+
+
+def _vqa_predictions(results: Path, qids: list[int], questions: Path) -> list[str]:
+    """The answers of a results file in the order of ``qids``; it must answer exactly those questions, once each."""
     res = formats.read(results, formats.VQA_RESULTS)
     answers = {r.question_id: r.answer for r in res}
     if len(answers) != len(res):
@@ -180,15 +199,7 @@ def _score_vqa(questions: Path, annotations: Path, results: Path, mode: str) -> 
             [f"answers for question ids not in {questions.name}: {_ids(extra)}"] if extra else []
         )
         raise UserError(f"{results}: {'; '.join(parts)}; the results must answer exactly the questions file")
-    chosen = [by_q[q] for q in qids]
-    with _names_file(results, questions, annotations):
-        return vqa_accuracy(
-            [answers[q] for q in qids],
-            [[a.answer for a in ann.answers] for ann in chosen],
-            [ann.answer_type for ann in chosen],
-            [ann.question_type for ann in chosen],
-            mode=mode,
-        )
+    return [answers[q] for q in qids]
 
 
 def retrieval_ground_truth(annotations: Path, split: str | None) -> tuple[list[list[int]], list[int]]:
@@ -231,46 +242,17 @@ def score_retrieval(
     from harness.metrics.retrieval import retrieval_recall
 
     img2txt, txt2img = retrieval_ground_truth(annotations, split)
-    n_img, n_txt = len(img2txt), len(txt2img)
-    i2t = _npy(scores, "score matrix", 2)
-    if i2t.shape != (n_img, n_txt):
-        raise UserError(
-            f"{scores}: expected shape (images, texts) = ({n_img}, {n_txt}) from {annotations.name} "
-            f"(texts numbered in file order), got {tuple(i2t.shape)}"
-        )
-    t2i = None
-    if scores_t2i is not None:
-        t2i = _npy(scores_t2i, "text-to-image score matrix", 2)
-        if t2i.shape != (n_txt, n_img):
-            raise UserError(
-                f"{scores_t2i}: expected shape (texts, images) = ({n_txt}, {n_img}), got {tuple(t2i.shape)}"
-            )
+    i2t, t2i = _retrieval_matrices(annotations, scores, scores_t2i, len(img2txt), len(txt2img))
     with _names_file(scores if scores_t2i is None else scores_t2i):
         return retrieval_recall(i2t, img2txt, txt2img, t2i, ties=ties)
 
 
 def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> dict[str, Any]:
     """mAP of scores (images in ascending id × categories in ascending id) against ``instances_*.json``."""
-    from harness.data.coco import labels_of_instances, multi_hot
     from harness.metrics.average_precision import average_precision
 
-    data = formats.read(annotations, formats.COCO_INSTANCES)
-    images, labels, categories = labels_of_instances(data, str(annotations), _Strict())
-    ids = sorted(images)
-    if not ids:
-        raise UserError(f"{annotations}: 'images' is empty; there is nothing to score")
-    s = _npy(scores, "score matrix", 2)
-    if s.shape != (len(ids), len(categories)):
-        raise UserError(
-            f"{scores}: expected shape (images, categories) = ({len(ids)}, {len(categories)}): rows are "
-            f"images in ascending id, columns categories in ascending id; got {tuple(s.shape)}"
-        )
-    targets = multi_hot(ids, labels, len(categories))
-    if not targets.any():
-        raise UserError(
-            f"{annotations}: no image has a label ('annotations' names no category of its images); mAP needs at "
-            "least one positive"
-        )
+    ids, categories, targets = _multilabel_ground_truth(annotations)
+    s = _multilabel_scores(annotations, scores, len(ids), len(categories))
     with _names_file(scores, annotations):
         ap = average_precision(s, targets, mode=mode)
     names = {i: c["name"] for i, c in enumerate(categories)}
@@ -282,6 +264,34 @@ def score_multilabel(annotations: Path, scores: Path, mode: str = "nonint") -> d
         "excluded_classes": [names[i] for i in ap["excluded_classes"]],
         "per_class": {names[int(i)]: v for i, v in ap["per_class"].items()},
     }
+
+
+def _multilabel_ground_truth(annotations: Path) -> tuple[list[int], list[dict], np.ndarray]:
+    """Image ids (ascending), categories (ascending id) and the (images, categories) multi-hot targets."""
+    from harness.data.coco import labels_of_instances, multi_hot
+
+    data = formats.read(annotations, formats.COCO_INSTANCES)
+    images, labels, categories = labels_of_instances(data, str(annotations), _Strict())
+    ids = sorted(images)
+    if not ids:
+        raise UserError(f"{annotations}: 'images' is empty; there is nothing to score")
+    targets = multi_hot(ids, labels, len(categories))
+    if not targets.any():
+        raise UserError(
+            f"{annotations}: no image has a label ('annotations' names no category of its images); mAP needs at "
+            "least one positive"
+        )
+    return ids, categories, targets
+
+
+def _multilabel_scores(annotations: Path, scores: Path, n_images: int, n_categories: int) -> np.ndarray:
+    s = _npy(scores, "score matrix", 2)
+    if s.shape != (n_images, n_categories):
+        raise UserError(
+            f"{scores}: expected shape (images, categories) = ({n_images}, {n_categories}): rows are "
+            f"images in ascending id, columns categories in ascending id; got {tuple(s.shape)}"
+        )
+    return s
 
 
 def score_detection(annotations: Path, results: Path, iscrowd_default: int | None = None) -> dict[str, Any]:
@@ -297,6 +307,12 @@ def score_classification(scores: Path, labels: Path, topk: Sequence[int] = (1, 5
     """Top-k accuracy of scores (N × C) against integer labels (N,)."""
     from harness.metrics.topk import topk_accuracy
 
+    s, y = _classification_inputs(scores, labels)
+    with _names_file(scores):
+        return topk_accuracy(s, y, topk=tuple(topk))
+
+
+def _classification_inputs(scores: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     s = _npy(scores, "score matrix", 2)
     y = _npy(labels, "labels", 1)
     if 0 in s.shape:
@@ -312,5 +328,225 @@ def score_classification(scores: Path, labels: Path, topk: Sequence[int] = (1, 5
             f"{labels}: class indices must be in 0..{s.shape[1] - 1} (the columns of {scores.name}), "
             f"got {int(y.min())}..{int(y.max())}"
         )
+    return s, y
+
+
+# -- two prediction files: a paired comparison (``--against``) ----------------------------------------------------
+
+DEFAULT_METRIC = {"vqa": "vqa_accuracy", "classification": "top1", "retrieval": "r_mean", "multilabel": "mAP"}
+
+
+def compare_vqa(
+    questions: Path,
+    annotations: Path,
+    results: Path,
+    against: Path,
+    mode: str = "official",
+    **options: Any,
+) -> dict[str, Any]:
+    """Paired comparison of two VQA results files (model a = ``results``, model b = ``against``); the clusters are
+    the questions' images (``image_id`` of the questions file). See :func:`_compare` for ``options``."""
+    from harness.metrics.vqa import vqa_question_scores
+    from harness.stats.evidence import vqa_evidence
+
+    with gc_paused():
+        qs, chosen = _vqa_ground_truth(questions, annotations)
+        qids = [q.question_id for q in qs]
+        answers = [[a.answer for a in ann.answers] for ann in chosen]
+        types = [ann.answer_type for ann in chosen]
+        evidences = []
+        for path in (results, against):
+            predictions = _vqa_predictions(path, qids, questions)
+            with _names_file(path, questions, annotations):
+                scores = vqa_question_scores(predictions, answers, mode=mode)
+            evidences.append(vqa_evidence(qids, [q.image_id for q in qs], scores, types))
+    return _compare("vqa", evidences[0], evidences[1], **options)
+
+
+def compare_classification(
+    scores: Path,
+    labels: Path,
+    against: Path,
+    clusters: Path | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Paired comparison of two score matrices (N × C) against the same labels; each row is its own cluster unless
+    ``clusters`` (a .npy of one label per row, e.g. the image id) groups them."""
+    from harness.metrics.topk import topk_ranks
+    from harness.stats.evidence import classification_evidence
+
+    s, y = _classification_inputs(scores, labels)
+    b = _npy(against, "score matrix", 2)
+    if b.shape != s.shape:
+        raise UserError(
+            f"{against}: expected shape {tuple(s.shape)} like {scores.name} (the same examples and classes), "
+            f"got {tuple(b.shape)}"
+        )
+    groups: Any = np.arange(len(y))
+    if clusters is not None:
+        groups = _npy(clusters, "cluster labels", 1)
+        if groups.shape[0] != len(y):
+            raise UserError(
+                f"{clusters}: expected {len(y)} cluster labels (one per row of {scores.name}), got {groups.shape[0]}"
+            )
+    ids = np.arange(len(y))
     with _names_file(scores):
-        return topk_accuracy(s, y, topk=tuple(topk))
+        rank_a = topk_ranks(s, y)
+    with _names_file(against):
+        rank_b = topk_ranks(b, y)
+    ev_a = classification_evidence(ids, groups.tolist(), y, rank_a)
+    ev_b = classification_evidence(ids, groups.tolist(), y, rank_b)
+    return _compare("classification", ev_a, ev_b, **options)
+
+
+def compare_retrieval(
+    annotations: Path,
+    scores: Path,
+    against: Path,
+    scores_t2i: Path | None = None,
+    against_t2i: Path | None = None,
+    split: str | None = None,
+    ties: str = "pessimistic",
+    **options: Any,
+) -> dict[str, Any]:
+    """Paired comparison of two retrieval score matrices (images × texts, optional texts × images); the clusters are
+    the images of the annotation file (an image's captions go with it)."""
+    from harness.metrics.retrieval import retrieval_ranks
+    from harness.stats.evidence import retrieval_evidence
+
+    img2txt, txt2img = retrieval_ground_truth(annotations, split)
+    evidences = []
+    for i2t_path, t2i_path in ((scores, scores_t2i), (against, against_t2i)):
+        i2t, t2i = _retrieval_matrices(annotations, i2t_path, t2i_path, len(img2txt), len(txt2img))
+        with _names_file(i2t_path if t2i_path is None else t2i_path):
+            ranks = retrieval_ranks(i2t, img2txt, txt2img, t2i, ties=ties)
+        evidences.append(retrieval_evidence(range(len(img2txt)), txt2img, ranks))
+    return _compare("retrieval", evidences[0], evidences[1], **options)
+
+
+def compare_multilabel(
+    annotations: Path, scores: Path, against: Path, mode: str = "nonint", **options: Any
+) -> dict[str, Any]:
+    """Paired comparison of two multi-label score matrices (mAP); the clusters are the images (one row each)."""
+    from harness.stats.evidence import multilabel_evidence
+
+    if mode != "nonint":
+        raise UserError(
+            f"--mode {mode}: --against compares the default mAP (--mode nonint) only; drop --mode to compare"
+        )
+    ids, categories, targets = _multilabel_ground_truth(annotations)
+    s = _multilabel_scores(annotations, scores, len(ids), len(categories))
+    b = _npy(against, "score matrix", 2)
+    if b.shape != s.shape:
+        raise UserError(
+            f"{against}: expected shape (images, categories) = {tuple(s.shape)} like {scores.name}, "
+            f"got {tuple(b.shape)}"
+        )
+    ev_a = multilabel_evidence(ids, ids, s, targets)
+    ev_b = multilabel_evidence(ids, ids, b, targets)
+    return _compare("multilabel", ev_a, ev_b, **options)
+
+
+def _retrieval_matrices(
+    annotations: Path, scores: Path, scores_t2i: Path | None, n_img: int, n_txt: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    i2t = _npy(scores, "score matrix", 2)
+    if i2t.shape != (n_img, n_txt):
+        raise UserError(
+            f"{scores}: expected shape (images, texts) = ({n_img}, {n_txt}) from {annotations.name} "
+            f"(texts numbered in file order), got {tuple(i2t.shape)}"
+        )
+    t2i = None
+    if scores_t2i is not None:
+        t2i = _npy(scores_t2i, "text-to-image score matrix", 2)
+        if t2i.shape != (n_txt, n_img):
+            raise UserError(
+                f"{scores_t2i}: expected shape (texts, images) = ({n_txt}, {n_img}), got {tuple(t2i.shape)}"
+            )
+    return i2t, t2i
+
+
+def _compare(
+    kind: str,
+    ev_a: Any,
+    ev_b: Any,
+    metric: str | None = None,
+    claim_delta: str | None = None,
+    replicates: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``{"metric", "a", "b", "delta", "ci95", "p_value", "n_clusters", "replicates"}`` (+ ``"verdict"`` and
+    ``"claim"`` with ``claim_delta``; + ``"mcnemar"`` for top1 and vqa_accuracy): the paired bootstrap of
+    :func:`harness.stats.paired.compare`, ``delta = a - b`` in points."""
+    from harness.stats.claims import ClaimSpec, judge, parse_delta
+    from harness.stats.paired import compare
+
+    metric = metric or DEFAULT_METRIC[kind]
+    known = {"mAP"} if ev_a.needs_rows else {*ev_a.ratios(), *ev_a.derived}
+    if metric not in known:
+        raise UserError(f"--metric {metric}: not a metric of {kind} predictions; use one of {', '.join(sorted(known))}")
+    claim = None
+    if claim_delta is not None:
+        try:
+            claim = parse_delta(claim_delta)
+        except ValueError as exc:
+            raise UserError(f"--claim-delta: {exc}") from None
+    result = None
+    if claim is not None:
+        spec = ClaimSpec("a", "b", kind, metric, claim[0], relative=claim[1], source="--claim-delta")
+        result = judge([(spec, [ev_a], [ev_b])], replicates=replicates, seed=seed)[0]
+    c = result.comparison if result is not None and not result.claim.relative else None
+    if c is None:
+        c = compare([ev_a], [ev_b], metric, replicates=replicates, seed=seed)
+    out: dict[str, Any] = {
+        "metric": metric,
+        "a": c.a,
+        "b": c.b,
+        "delta": c.delta,
+        "ci95": list(c.ci[0.95]),
+        "p_value": c.p_value,
+        "n_clusters": c.n_clusters,
+        "replicates": c.replicates,
+    }
+    if c.mcnemar is not None:
+        out["mcnemar"] = {"b": c.mcnemar.b, "c": c.mcnemar.c, "p_value": c.mcnemar.p_value}
+    if result is not None:
+        out["verdict"] = result.verdict
+        out["claim"] = {
+            "delta": result.claim.delta,
+            "relative": result.claim.relative,
+            "measured": result.measured,
+            "ci": list(result.ci),
+            "mde": result.mde,
+            "examples_needed": result.examples_needed,
+            "note": result.note,
+        }
+    return out
+
+
+def print_comparison(result: dict[str, Any], title: str) -> None:
+    """The short table of ``xmbench score ... --against`` without ``--json``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    lo, hi = result["ci95"]
+    table = Table(title=title)
+    table.add_column(result["metric"])
+    table.add_column("value", justify="right")
+    table.add_row("a (first file)", f"{result['a']:.2f}")
+    table.add_row("b (--against)", f"{result['b']:.2f}")
+    table.add_row("delta a - b (points)", f"{result['delta']:+.2f}")
+    table.add_row("95% CI", f"[{lo:+.2f}, {hi:+.2f}]")
+    table.add_row("p-value", f"{result['p_value']:.4g}")
+    table.add_row("clusters / replicates", f"{result['n_clusters']} / {result['replicates']}")
+    if "mcnemar" in result:
+        m = result["mcnemar"]
+        table.add_row("McNemar: only a / only b right", f"{m['b']} / {m['c']}, p = {m['p_value']:.4g}")
+    if "verdict" in result:
+        claim = result["claim"]
+        amount = f"{claim['delta']:+g}%" if claim["relative"] else f"{claim['delta']:+g} points"
+        table.add_row(f"claim: a beats b by {amount}", result["verdict"])
+    console = Console(highlight=False)
+    console.print(table)
+    if "verdict" in result:
+        console.print(result["claim"]["note"])

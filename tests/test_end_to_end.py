@@ -88,8 +88,8 @@ def test_report_markdown(tiny_run: Path) -> None:
     assert "Δ vqa_accuracy vs vit" in rows[0]
     assert "| baseline |" in rows[1]
     assert sum("★" in r for r in rows[1:]) >= 1
-    # mean ± std over two seeds
-    assert re.search(r"\d+\.\d\d ± \d+\.\d\d", vqa_section)
+    # mean [95% CI] over two seeds
+    assert re.search(r"\d+\.\d\d \[-?\d+\.\d\d, \d+\.\d\d\]", vqa_section)
     # the per-model override is declared in the suite and shown in the report
     assert "| bert | lr | 0.001 | 0.002 |" in md
 

@@ -25,7 +25,7 @@ from harness.errors import UserError
 from harness.metrics.finite import check_finite
 from harness.metrics.topk import to_numpy
 
-__all__ = ["TIES", "retrieval_recall"]
+__all__ = ["TIES", "recalls_from_ranks", "retrieval_ranks", "retrieval_recall"]
 
 TIES = ("pessimistic", "optimistic")
 _KS = (1, 5, 10)
@@ -136,6 +136,18 @@ def retrieval_recall(
     scores_t2i: Any | None = None,
     ties: str = "pessimistic",
 ) -> dict[str, float]:
+    """Recall@1/5/10 in both directions (percent, ALBEF key names): :func:`retrieval_ranks`, then
+    :func:`recalls_from_ranks`. See :func:`retrieval_ranks` for the arguments."""
+    return recalls_from_ranks(*retrieval_ranks(scores_i2t, img2txt, txt2img, scores_t2i, ties))
+
+
+def retrieval_ranks(
+    scores_i2t: Any,
+    img2txt: Sequence[Sequence[int]] | Mapping[int, Sequence[int]],
+    txt2img: Sequence[int] | Mapping[int, int],
+    scores_t2i: Any | None = None,
+    ties: str = "pessimistic",
+) -> tuple[np.ndarray, np.ndarray]:
     """Recall@1/5/10 for image->text and text->image retrieval, in percent, with ALBEF's key names.
 
     Args:
@@ -148,7 +160,8 @@ def retrieval_recall(
             or ``"optimistic"`` (only by strictly higher scores).
 
     Returns:
-        ``{"txt_r1", "txt_r5", "txt_r10", "txt_r_mean", "img_r1", "img_r5", "img_r10", "img_r_mean", "r_mean"}``.
+        ``(txt_ranks, img_ranks)``: the 0-based rank of each image's best ground-truth caption among the texts, and
+        of each text's image among the images; recall@K is the share of ranks below K.
 
     Raises:
         UserError: On bad shapes, out-of-range indices or an unknown tie policy.
@@ -192,8 +205,13 @@ def retrieval_recall(
     else:
         img_ranks = _single_gt_ranks(t2i, gt_img, pessimistic, "scores_t2i")
 
-    tr1, tr5, tr10 = _recalls(txt_ranks)
-    ir1, ir5, ir10 = _recalls(img_ranks)
+    return txt_ranks, img_ranks
+
+
+def recalls_from_ranks(txt_ranks: np.ndarray, img_ranks: np.ndarray) -> dict[str, float]:
+    """ALBEF's recalls from the 0-based rank of each image query (``txt_r*``) and each text query (``img_r*``)."""
+    tr1, tr5, tr10 = _recalls(np.asarray(txt_ranks))
+    ir1, ir5, ir10 = _recalls(np.asarray(img_ranks))
     tr_mean = (tr1 + tr5 + tr10) / 3
     ir_mean = (ir1 + ir5 + ir10) / 3
     return {

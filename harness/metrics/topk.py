@@ -19,7 +19,7 @@ import numpy as np
 from harness.errors import UserError
 from harness.metrics.finite import check_finite
 
-__all__ = ["to_numpy", "topk_accuracy", "topk_correct"]
+__all__ = ["to_numpy", "topk_accuracy", "topk_correct", "topk_ranks"]
 
 # Bound on the elements of one temporary (rows x classes) comparison block.
 _BLOCK_ELEMENTS = 1 << 22
@@ -81,6 +81,12 @@ def topk_correct(logits: Any, target: Any, topk: Sequence[int] | int = (1, 5)) -
         NonFiniteError: On NaN or ±inf logits (a ``ValueError``), naming the first one.
     """
     ks = _check_topk(topk)
+    rank = topk_ranks(logits, target)
+    return [int(np.count_nonzero(rank < k)) for k in ks], len(rank)
+
+
+def topk_ranks(logits: Any, target: Any) -> np.ndarray:
+    """The 0-based rank of each sample's target class (see the module docstring for ties): top-k correct iff < k."""
     scores = to_numpy(logits, "logits")
     labels = to_numpy(target, "target")
     if scores.ndim != 2:
@@ -108,7 +114,7 @@ def topk_correct(logits: Any, target: Any, topk: Sequence[int] | int = (1, 5)) -
         higher = np.count_nonzero(block > own, axis=1)
         tied_before = np.count_nonzero((block == own) & (cols[None, :] < lab[:, None]), axis=1)
         rank[r0 : r0 + step] = higher + tied_before
-    return [int(np.count_nonzero(rank < k)) for k in ks], n
+    return rank
 
 
 def topk_accuracy(logits: Any, target: Any, topk: Sequence[int] | int = (1, 5)) -> dict[str, float]:

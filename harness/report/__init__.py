@@ -12,14 +12,15 @@ if TYPE_CHECKING:
     from harness.results.collect import PlanResults
 
 
-def write_report(suite: Suite, results: PlanResults, out_dir: Path) -> dict[str, Path]:
-    """Write every report file for the plan's ``results`` into ``out_dir`` (atomically); returns the paths."""
+def write_report(suite: Suite, results: PlanResults, out_dir: Path):
+    """Write every report file for the plan's ``results`` into ``out_dir`` (atomically); returns the report model
+    (``.paths`` holds the files written)."""
     from harness.report.html import render_html
     from harness.report.markdown import render_markdown
     from harness.report.model import build_report
     from harness.results.store import atomic_write_json, atomic_write_text
 
-    report = build_report(suite, results, generated=datetime.now(UTC))
+    report = build_report(suite, results, out_dir, generated=datetime.now(UTC))
     paths = {
         "csv": out_dir / "results.csv",
         "json": out_dir / "summary.json",
@@ -30,4 +31,5 @@ def write_report(suite: Suite, results: PlanResults, out_dir: Path) -> dict[str,
     atomic_write_json(paths["json"], report.summary_json())
     atomic_write_text(paths["markdown"], render_markdown(report))
     atomic_write_text(paths["html"], render_html(report))
-    return paths
+    report.paths = paths
+    return report

@@ -1,146 +1,126 @@
-"""report.md: GitHub-flavoured Markdown."""
+"""report.md: the report as GitHub-flavoured Markdown: the HTML report's sections, in the same order, without charts."""
 
 from __future__ import annotations
 
-import pandas as pd
+import re
 
-from harness import __version__
-from harness.report.model import Report, fmt_delta, fmt_mean_std, settings_rows
+from harness.report import format as f
+from harness.report.model import Report, TaskSection
 
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+VERDICT_ICONS = {"supported": "✅", "contradicted": "❌", "inconclusive": "⚠️", "not judged": "⏸️"}
 
 
-def task_rows(t, bold: tuple[str, str] = ("**", "**"), star: str = " ★") -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one task table (shared by Markdown and HTML)."""
-    header = ["model", "kind"] + t.metrics + ([f"Δ {t.main_metric} vs {t.baseline}"] if t.baseline else []) + ["seeds"]
-    rows = []
-    for m in t.models:
-        name = m + (star if m in t.best.get(t.main_metric, []) else "")
-        cells = [name, t.kinds.get(m, "")]
-        for metric in t.metrics:
-            n = t.n.loc[m, metric]
-            text = fmt_mean_std(t.mean.loc[m, metric], t.std.loc[m, metric], 0 if pd.isna(n) else int(n))
-            cells.append(f"{bold[0]}{text}{bold[1]}" if m in t.best.get(metric, []) else text)
-        if t.baseline:
-            cells.append("baseline" if m == t.baseline else fmt_delta(t.delta.loc[m, t.main_metric]))
-        cells.append(str(int(t.n.loc[m].max())) if not t.n.loc[m].isna().all() else "0")
-        rows.append(cells)
-    return header, rows
+def _safe(value: str) -> str:
+    """Free text (errors, notes, file names) that GitHub would otherwise take for an HTML tag: ``<module>``."""
+    return _TAG.sub(r"\\<", value)
 
 
-def cost_rows(cost: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "task",
-        "model",
-        "params (M)",
-        "trainable (M)",
-        "GFLOPs/sample",
-        "train s",
-        "train samples/s",
-        "eval s",
-        "peak RSS (MB)",
-    ]
-    rows = []
-    for _, r in cost.iterrows():
-        rows.append(
-            [
-                r["task"],
-                r["model"],
-                f"{r['params_M']:.2f}",
-                f"{r['trainable_M']:.2f}",
-                "—" if pd.isna(r["GFLOPs_per_sample"]) else f"{r['GFLOPs_per_sample']:.4f}",
-                f"{r['train_s']:.1f}",
-                f"{r['train_samples_per_s']:.0f}",
-                f"{r['eval_s']:.1f}",
-                "—" if pd.isna(r["peak_rss_MB"]) else f"{r['peak_rss_MB']:.0f}",
-            ]
-        )
-    return header, rows
+def _cell(value: str) -> str:
+    """Text safe inside a table cell: pipes escaped, one line."""
+    return " ".join(_safe(value).replace("|", "\\|").split()) or f.MISSING
+
+
+def _table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
+    """A GFM table; ``align`` per column: "l" or "r" (default: the first two left, the rest right)."""
+    align = align or ["l" if i < 2 else "r" for i in range(len(header))]
+    rule = ["---" if a == "l" else "--:" for a in align]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return [*lines, ""]
+
+
+def _bold(value: str) -> str:
+    return f"**{value}**" if value and value != f.MISSING else value
+
+
+def _code(value: str) -> str:
+    return f"`{value}`" if value and value != f.MISSING else f.MISSING
+
+
+def _verdict(verdict: str) -> str:
+    word = f.verdict_word(verdict)
+    icon = VERDICT_ICONS.get(verdict)
+    return f"{icon} **{word}**" if icon else word
+
+
+def _claims(report: Report) -> list[str]:
+    out = ["## Claims and verdicts", ""]
+    if report.claims:
+        rows = []
+        for c in report.claims:
+            cells = f.claim_cells(c)
+            cells[f.CLAIM_HEADER.index("verdict")] = _verdict(c.verdict)
+            rows.append(cells)
+        align = ["r", "l", "l", "r", "r", "r", "r", "r", "l", "l"]
+        out += _table(f.CLAIM_HEADER, rows, align)
+        out += [f.VERDICT_RULES + " " + f.UNITS_LEGEND, ""]
+    else:
+        out += ["This suite makes no claims: the tables below compare its models.", ""]
+    if report.tasks:
+        out += ["### At a glance", ""]
+        out += [f"- **{t.name}**: {f.glance(t, report.claims)}." for t in report.tasks]
+        out.append("")
+    return out
+
+
+def _task(t: TaskSection) -> list[str]:
+    out = [f"## Task `{t.name}`: {t.task_type} on `{t.dataset}`", ""]
+    rows = [[_bold(c.text) if c.best else c.text for c in row] for row in f.task_rows(t)]
+    align = ["l", "l"] + ["r"] * (len(f.task_header(t)) - 2)
+    out += _table(f.task_header(t), rows, align)
+    legend = [_safe(line) for line in f.task_legend(t)]
+    out += [line + "  " for line in legend[:-1]] + legend[-1:]
+    return [*out, ""]
 
 
 def render_markdown(report: Report) -> str:
-    s = report.suite
-    env = report.env
-    out = [f"# xmbench report: {s.name}", ""]
-    if s.description:
-        out += [s.description.strip(), ""]
-    out += [
-        f"Generated {report.generated:%Y-%m-%d %H:%M UTC} by xmbench {__version__}"
-        + (f" (commit {env.get('git_commit')})" if env.get("git_commit") else "")
-        + (f" on {env.get('device')}, torch {env.get('torch')}" if env else "")
-        + ".",
-        "",
-    ]
-    out += ["## Settings shared by every pairing", ""]
-    out += [_table(["block", "settings"], [[k, v] for k, v in settings_rows(s)]), ""]
+    out = [f"# {f.title(report)}", ""]
+    if f.description(report):
+        out += [_safe(" ".join(f.description(report).split())), ""]
+    out += [f.generated_line(report), ""]
+    out += _claims(report)
+    for t in report.tasks:
+        out += _task(t)
+
+    order = f.model_order(report)
+    curves = {t: cs for t, cs in (report.curves or {}).items() if cs}
+    if curves:
+        out += ["## Learning curves", "", "Training loss per optimiser step (the charts are in report.html).", ""]
+        rows = [[task, *row] for task, cs in curves.items() for row in f.curve_rows(cs, order)]
+        out += _table(["task", *f.CURVE_HEADER], rows, ["l", "l", "r", "r", "r", "r"])
+    speeds = [(t, f.throughput_rows(report, t)) for t in report.tasks]
+    speeds = [(t, rows) for t, rows in speeds if any(r[-1] != f.MISSING for r in rows)]
+    if speeds:
+        out += ["## Accuracy against training throughput", "", "The scatter plots are in report.html.", ""]
+        rows = [[t.name, *row] for t, task_rows in speeds for row in task_rows]
+        out += _table(["task", *f.THROUGHPUT_HEADER], rows, ["l", "l", "l", "r", "r"])
+
+    if report.models:
+        out += ["## Models", ""]
+        rows = [f.model_cells(m) for m in report.models]
+        for r in rows:
+            r[0] = _code(r[0])
+        out += _table(f.MODEL_HEADER, rows, ["l", "l", "l", "l", "r", "r", "l"])
+
+    out += ["## Fairness", ""]
+    if report.settings:
+        out += ["Settings shared by every pairing:", ""]
+        out += _table(["block", "settings"], [[f.text(k), f.text(v)] for k, v in report.settings], ["l", "l"])
     if report.overrides:
         out += ["**Per-model overrides** (allowed by `train.allow_overrides`):", ""]
-        out += [
-            _table(
-                ["model", "key", "suite", "model"],
-                [[o["model"], o["key"], str(o["suite_value"]), str(o["model_value"])] for o in report.overrides],
-            )
-        ]
+        out += _table(f.OVERRIDE_HEADER, [f.override_cells(o) for o in report.overrides], ["l", "l", "r", "r"])
     else:
-        out += ["No per-model overrides: every model trained with exactly these settings."]
-    out.append("")
-    for t in report.tables:
-        task = s.tasks[t.task]
-        out += [f"## Task `{t.task}`: {t.task_type} on `{t.dataset}`", ""]
-        header, rows = task_rows(t)
-        out += [_table(header, rows), ""]
-        legend = f"Mean ± sample std over seeds, in percent. ★ = best mean {t.main_metric}; bold = best per column."
-        if t.baseline:
-            legend += f" Δ = difference of means against the baseline `{t.baseline}`, in points."
-        out += [legend]
-        note = report.notes.get(t.task, {})
-        if note.get("classes_without_positives"):
-            out += [
-                f"{note['classes_without_positives']} class(es) without positives in the eval split are excluded "
-                "from mAP (see docs/metrics.md)."
-            ]
-        if note.get("scoring"):
-            out += [
-                f"Retrieval scoring for fusion models: ITM re-ranking of the top-{note.get('k_test')} ITC candidates."
-                if note["scoring"] == "itm"
-                else "Retrieval scoring: ITC similarity."
-            ]
-        missing = [m for m in task.models if m not in t.models]
-        if missing:
-            out += [f"No finished runs for: {', '.join(missing)}."]
-        out.append("")
-    if report.submissions:
-        out += [
-            "## Results files for submission",
-            "",
-            "These runs were evaluated on a split without annotations "
-            "(e.g. VQA test-dev): no scores, but the official results file to submit.",
-            "",
-        ]
-        out += [f"- `{run}`: `{path}`" for run, path in report.submissions] + [""]
-    if not report.cost.empty:
+        out += ["No per-model overrides: every model trained with exactly the same settings.", ""]
+
+    header, rows = f.cost_table(report.cost)
+    if rows:
         out += ["## Cost (mean over seeds)", ""]
-        header, rows = cost_rows(report.cost)
-        out += [_table(header, rows), ""]
-    if report.skipped:
-        out += ["## Skipped samples", ""]
-        for dataset, info in report.skipped.items():
-            reasons = ", ".join(f"{k}: {v}" for k, v in info.get("by_reason", {}).items())
-            out += [
-                f"Dataset `{dataset}` (on_bad_sample: skip): **{info['count']} sample(s) skipped** ({reasons}).",
-                "",
-            ]
-            out += [f"- {line}" for line in info.get("samples", [])]
-            if info["count"] > len(info.get("samples", [])):
-                out += [f"- ... and {info['count'] - len(info.get('samples', []))} more (see runs/*/skipped.json)"]
-            out.append("")
+        out += _table(header, rows)
     if report.failed:
         out += ["## Failed runs", "", "Not in any mean above.", ""]
-        out += [_table(["run", "error"], [[f.run_id, str(f.error or "")] for f in report.failed]), ""]
+        rows = [[f.text(r.run_id), _code(f.text(r.folder)), str(r.error or f.MISSING)] for r in report.failed]
+        out += _table(["run", "folder", "error"], rows, ["l", "l", "l"])
     if report.missing or report.in_progress:
         out += ["## Runs without a result", ""]
         out += [f"- `{r}`: in progress (claimed by a running xmbench process)" for r in report.in_progress]
@@ -153,11 +133,30 @@ def render_markdown(report: Report) -> str:
             "Run folders under `runs/` that this suite, as it is now, does not plan. They are never averaged in.",
             "",
         ]
-        out += [_table(["folder", "run", "why"], [[f"`{o.folder}`", o.run_id, o.reason] for o in report.other]), ""]
-    if env:
+        rows = [[_code(o.folder), f.text(o.run_id), f.text(o.reason)] for o in report.other]
+        out += _table(["folder", "run", "why"], rows, ["l", "l", "l"])
+    if report.skipped:
+        out += ["## Skipped samples", ""]
+        for dataset, info in report.skipped.items():
+            reasons, samples = f.skipped_lines(info)
+            out += [
+                f"Dataset `{dataset}` (on_bad_sample: skip): **{f.text(info.get('count'))} sample(s) skipped** "
+                f"({reasons}).",
+                "",
+            ]
+            out += [f"- {_safe(s)}" for s in samples]
+            out += [""] if samples else []
+    if report.submissions:
+        out += [
+            "## Results files for submission",
+            "",
+            "These runs were evaluated on a split without annotations (e.g. VQA test-dev): no scores, but the official "
+            "results file to submit.",
+            "",
+        ]
+        out += [f"- `{run}`: `{path}`" for run, path in report.submissions] + [""]
+    if report.env:
         out += ["## Environment", ""]
-        out += [_table(["key", "value"], [[k, str(v)] for k, v in env.items()]), ""]
-    out += [
-        "Raw numbers: `results.csv` (one row per run and metric) and `summary.json`; per-run folders under `runs/`."
-    ]
+        out += _table(["key", "value"], [[f.text(k), f.text(v)] for k, v in report.env.items()], ["l", "l"])
+    out.append("Raw numbers: `results.csv` (one row per run and metric) and `summary.json`; run folders under `runs/`.")
     return "\n".join(out) + "\n"

@@ -251,6 +251,10 @@ class RunWriter:
         np.save(buf, arr)
         atomic_write_bytes(self.folder / f"{name}.npy", buf.getvalue())
 
+    def evidence(self, data: bytes) -> None:
+        """``evidence.npz``: the per-example evidence (see :mod:`harness.stats.evidence`)."""
+        atomic_write_bytes(self.folder / "evidence.npz", data)
+
     def extra_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.folder / name, obj)
 

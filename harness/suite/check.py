@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.errors import UserError, is_out_of_memory
+from harness.errors import UserError, did_you_mean, is_out_of_memory
 from harness.models import BuildContext, ModelFamily, get_family
 from harness.suite.loader import unknown_name, validate_data
 from harness.suite.schema import SYNTHETIC, Suite, TrainSpec
@@ -44,6 +44,7 @@ def check_suite(
     where = str(path)
     models = resolve_models(suite, where)
     check_references(suite, models, where)
+    check_claims(suite, where)
     if data_root is not None:
         check_datasets(suite, data_root, where)
     from harness.models.weights import preflight
@@ -126,6 +127,33 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
                 f"{where}: {key}: the baseline {baseline!r} ({origin}) is not one of this task's models "
                 f"{list(task.models)}, so the task would report no deltas; add it to {key}.models, set {key}.baseline "
                 f"to one of its models, or set {key}.baseline: null for a task without a baseline"
+            )
+
+
+def check_claims(suite: Suite, where: str) -> None:
+    """Every claim names a task, two of its models and one of its metrics."""
+    from harness.tasks import task_registry
+
+    for i, claim in enumerate(suite.claims):
+        key = f"claims[{i}]"
+        if claim.task not in suite.tasks:
+            raise UserError(f"{where}: {key}.task: {unknown_name('task', claim.task, list(suite.tasks))}")
+        task = suite.tasks[claim.task]
+        for field in ("model", "baseline"):
+            name = getattr(claim, field)
+            if name not in task.models:
+                raise UserError(
+                    f"{where}: {key}.{field}: {name!r} is not one of the models of task {claim.task!r} "
+                    f"{list(task.models)}; a claim compares two models trained on the same task"
+                    + did_you_mean(name, task.models)
+                )
+        if claim.model == claim.baseline:
+            raise UserError(f"{where}: {key}: model and baseline are both {claim.model!r}; name two different models")
+        metrics = task_registry().get(task.type).metrics
+        if claim.metric is not None and claim.metric not in metrics:
+            raise UserError(
+                f"{where}: {key}.metric: a {task.type} task has no metric {claim.metric!r}."
+                f"{did_you_mean(claim.metric, metrics)} Its metrics: {', '.join(metrics)}"
             )
 
 

@@ -245,6 +245,52 @@ class ModelSpec(Frozen):
         return out
 
 
+PERCENT_PATTERN = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
+
+
+class ClaimSpec(Frozen):
+    """A claim the suite puts to the test: ``model`` beats ``baseline`` on ``task`` by ``delta``.
+
+    ``delta`` is in percentage points (``delta: 3.2``), or relative to the baseline's mean when written with a
+    percent sign (``delta: 15%``: mean(model) / mean(baseline) - 1 >= 15%). ``metric`` defaults to the task's main
+    metric. ``source`` says where the claim comes from (an article, a design document).
+    """
+
+    model: Name
+    baseline: Name
+    task: Name
+    metric: str | None = None
+    delta: Finite | str
+    source: str = ""
+
+    @field_validator("delta")
+    @classmethod
+    def _delta(cls, v: float | str) -> float | str:
+        if isinstance(v, str) and not PERCENT_PATTERN.match(v):
+            raise ValueError(
+                f"expected points as a number (delta: 3.2) or a relative gain with a percent sign (delta: 15%), "
+                f"got {v!r}"
+            )
+        return v
+
+    @property
+    def relative(self) -> bool:
+        """Whether ``delta`` is relative to the baseline's mean (written with %)."""
+        return isinstance(self.delta, str)
+
+    @property
+    def amount(self) -> float:
+        """The claimed gain: points, or percent of the baseline's mean when :attr:`relative`."""
+        if isinstance(self.delta, str):
+            return float(PERCENT_PATTERN.match(self.delta).group(1))
+        return float(self.delta)
+
+    def describe(self, metric: str) -> str:
+        """``xbert beats vit on vqa by +10.00 points of vqa_accuracy`` (for tables and the terminal)."""
+        amount = f"{self.amount:+g}% (relative)" if self.relative else f"{self.amount:+g} points"
+        return f"{self.model} beats {self.baseline} on {self.task} by {amount} of {metric}"
+
+
 class Suite(Frozen):
     """A declarative benchmark: datasets × models × tasks × seeds under one hardware and train block."""
 
@@ -260,6 +306,7 @@ class Suite(Frozen):
     datasets: dict[Name, DatasetSpec] = Field(min_length=1)
     models: dict[Name, ModelSpec] = Field(min_length=1)
     tasks: dict[Name, TaskSpec] = Field(min_length=1)
+    claims: tuple[ClaimSpec, ...] = ()
 
     @field_validator("seeds")
     @classmethod

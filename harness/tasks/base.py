@@ -40,6 +40,7 @@ class EvalResult:
     notes: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array, saved as name.npy
     files: dict[str, Any] = field(default_factory=dict)  # file name -> JSON-ready object
+    evidence: Any = None  # harness.stats.evidence.Evidence: per-example evidence, saved as evidence.npz
 
 
 @dataclass
@@ -105,10 +106,12 @@ class Task:
         main_metric: the metric that ranks models and that claims and the CI gate use by default.
         higher_is_better: direction of every metric of the task type.
         requires: modalities a model must read to run the task.
+        metrics: every metric the task type reports, main metric first.
     """
 
     type: ClassVar[str] = ""
     main_metric: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
     higher_is_better: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()
 

@@ -54,6 +54,7 @@ class ClassificationTask(_ImageLabelTask):
 
     type = "classification"
     main_metric = "top1"
+    metrics = ("top1", "top5")
     requires = frozenset({"image"})
 
     def _targets(self, rec) -> torch.Tensor:
@@ -68,17 +69,31 @@ class ClassificationTask(_ImageLabelTask):
     @torch.no_grad()
     def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
         from harness.metrics import topk_accuracy
+        from harness.metrics.topk import topk_ranks
+        from harness.stats.evidence import classification_evidence
 
         ex = data.eval
         scores = self.predict(model, head, ex, batcher, batch_size, autocast)  # (N, C)
         metrics = topk_accuracy(scores, ex.targets, topk=(1, 5))
+        ranks = topk_ranks(scores, ex.targets)
         probs = scores.softmax(-1)
+        top5 = probs.topk(min(5, probs.shape[1]), dim=1)
         classes = data.info["classes"]
         preds: list[dict[str, Any]] = [
-            {"id": i, "target": classes[int(t)], "prediction": classes[int(p)], "confidence": round(float(c), 6)}
-            for i, t, p, c in zip(ex.ids, ex.targets, probs.argmax(-1), probs.max(-1).values)
+            {
+                "id": i,
+                "target": classes[int(t)],
+                "top5": [classes[int(c)] for c in top],
+                "confidence": round(float(conf[0]), 6),
+                "correct_top1": bool(r < 1),
+                "correct_top5": bool(r < 5),
+            }
+            for i, t, top, conf, r in zip(ex.ids, ex.targets, top5.indices, top5.values, ranks.tolist())
         ]
-        return EvalResult(metrics, preds, {"classes": classes}, files={"label_map.json": {"classes": classes}})
+        # Each example is one image: its cluster is itself.
+        evidence = classification_evidence(ex.ids, ex.ids, ex.targets.numpy(), ranks)
+        files = {"label_map.json": {"classes": classes}}
+        return EvalResult(metrics, preds, {"classes": classes}, files=files, evidence=evidence)
 
 
 @register_task
@@ -87,6 +102,7 @@ class MultilabelTask(_ImageLabelTask):
 
     type = "multilabel"
     main_metric = "mAP"
+    metrics = ("mAP",)
     requires = frozenset({"image"})
 
     def _targets(self, rec) -> torch.Tensor:
@@ -101,14 +117,16 @@ class MultilabelTask(_ImageLabelTask):
     @torch.no_grad()
     def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
         from harness.metrics import average_precision
+        from harness.stats.evidence import multilabel_evidence
 
         ex = data.eval
         scores = self.predict(model, head, ex, batcher, batch_size, autocast).sigmoid().numpy()
         ap = average_precision(scores, ex.targets.numpy())
+        evidence = multilabel_evidence(ex.ids, ex.ids, scores, ex.targets.numpy())  # one example per image
         preds = [{"id": i, "scores": [round(float(s), 6) for s in row]} for i, row in zip(ex.ids, scores)]
         notes = {"classes_without_positives": ap["num_classes_excluded"], "excluded_classes": ap["excluded_classes"]}
         label_map = {
             "column_of_category_id": {str(c): i for i, c in enumerate(data.info["category_ids"])},
             "category_names": data.info["classes"],
         }
-        return EvalResult({"mAP": ap["mAP"]}, preds, notes, files={"label_map.json": label_map})
+        return EvalResult({"mAP": ap["mAP"]}, preds, notes, files={"label_map.json": label_map}, evidence=evidence)

@@ -56,6 +56,18 @@ class RetrievalTask(Task):
 
     type = "retrieval"
     main_metric = "r_mean"
+    metrics = (
+        "r_mean",
+        "txt_r1",
+        "txt_r5",
+        "txt_r10",
+        "txt_r_mean",
+        "img_r1",
+        "img_r5",
+        "img_r10",
+        "img_r_mean",
+        "itc_r_mean",
+    )
     requires = frozenset({"image", "text"})
 
     @classmethod
@@ -122,8 +134,6 @@ class RetrievalTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
-        from harness.metrics import retrieval_recall
-
         ex = data.eval
         img_enc, txt_enc, zi, zt = [], [], [], []
         rows = ex.extra["image_rows"]
@@ -145,19 +155,30 @@ class RetrievalTask(Task):
             t2i = self._rerank(model, head, texts, images, sim.t(), batch_size, autocast, swap=True)
         else:
             i2t, t2i = sim, sim.t()
+        from harness.metrics.retrieval import recalls_from_ranks, retrieval_ranks
+        from harness.stats.evidence import retrieval_evidence
+
         i2t_np, t2i_np = i2t.float().cpu().numpy(), t2i.float().cpu().numpy()
-        metrics = retrieval_recall(i2t_np, ex.extra["img2txt"], ex.extra["txt2img"], t2i_np)
+        img2txt, txt2img = ex.extra["img2txt"], ex.extra["txt2img"]
+        ranks = retrieval_ranks(i2t_np, img2txt, txt2img, t2i_np)
+        metrics = recalls_from_ranks(*ranks)
+        itc_ranks = None
         if head.itm is not None:  # the ITC stage alone, to show what the ITM re-ranking adds
-            sim_np = sim.float().cpu().numpy()
-            metrics["itc_r_mean"] = retrieval_recall(sim_np, ex.extra["img2txt"], ex.extra["txt2img"])["r_mean"]
+            itc_ranks = retrieval_ranks(sim.float().cpu().numpy(), img2txt, txt2img)
+            metrics["itc_r_mean"] = recalls_from_ranks(*itc_ranks)["r_mean"]
         top = i2t.topk(min(5, i2t.shape[1]), dim=1).indices.cpu().tolist()
+        image_ids = ex.extra["image_ids"]
         preds = [
-            {"image_id": iid, "top5_texts": t, "hit_at_5": bool(set(t) & set(gt))}
-            for iid, t, gt in zip(ex.extra["image_ids"], top, ex.extra["img2txt"])
+            {"query": "image", "image_id": iid, "rank": int(r), "top5_texts": t, "hit_at_5": bool(set(t) & set(gt))}
+            for iid, t, gt, r in zip(image_ids, top, img2txt, ranks[0])
+        ] + [
+            {"query": "text", "text": t, "image_id": image_ids[img], "rank": int(r)}
+            for t, (img, r) in enumerate(zip(txt2img, ranks[1]))
         ]
+        evidence = retrieval_evidence(image_ids, txt2img, ranks, itc_ranks)
         arrays = {"scores_i2t": i2t_np, "scores_t2i": t2i_np} if i2t_np.size <= MAX_SAVED_SCORES else {}
         notes = {"k_test": self.spec.k_test if head.itm is not None else None, "scoring": "itm" if head.itm else "itc"}
-        return EvalResult(metrics, preds, notes, arrays)
+        return EvalResult(metrics, preds, notes, arrays, evidence=evidence)
 
     def _rerank(
         self,

@@ -28,6 +28,7 @@ class VqaTask(Task):
 
     type = "vqa"
     main_metric = "vqa_accuracy"
+    metrics = ("vqa_accuracy", "vqa_yesno", "vqa_number", "vqa_other")
 
     @classmethod
     def pairing_problem(cls, model_kind: str, modalities: frozenset[str], spec=None) -> str | None:
@@ -62,7 +63,10 @@ class VqaTask(Task):
         train = self._examples(train_rec, ctx, train_images, train_rows, targets)
         ev = self._examples(eval_rec, ctx, eval_images, eval_rows, None)
         ev.extra.update(
-            answers=eval_rec.answers, answer_types=eval_rec.answer_types, question_types=eval_rec.question_types
+            answers=eval_rec.answers,
+            answer_types=eval_rec.answer_types,
+            question_types=eval_rec.question_types,
+            image_ids=[eval_rec.image_ids[i] for i in eval_rec.image_index],  # each question's image: its cluster
         )
         info = {"answers": vocab, "answer_vocab_fingerprint": vocab_fingerprint(vocab)}
         return TaskData(train, ev, info)
@@ -94,11 +98,15 @@ class VqaTask(Task):
         if ex.extra.get("answers") is None:
             note = f"the eval split has no annotations: {RESULTS_FILE} is the official results file for submission"
             return EvalResult({}, preds, {"submission": RESULTS_FILE, "note": note}, files=files)
+        from harness.stats.evidence import vqa_evidence
+
         acc = vqa_accuracy(answers, ex.extra["answers"], ex.extra["answer_types"], ex.extra["question_types"])
         per_q = vqa_question_scores(answers, ex.extra["answers"])
-        for p, s in zip(preds, per_q):
-            p["accuracy"] = round(float(s) * 100, 4)
+        for p, s, image_id in zip(preds, per_q, ex.extra["image_ids"]):
+            p["image_id"] = image_id
+            p["accuracy"] = float(s)  # in [0, 1], unrounded: the official per-question value
         metrics = {"vqa_accuracy": acc["overall"]}
         for atype, value in acc["perAnswerType"].items():
             metrics[ANSWER_TYPE_METRIC.get(atype, f"vqa_{atype}")] = value
-        return EvalResult(metrics, preds, {"perQuestionType": acc["perQuestionType"]}, files=files)
+        evidence = vqa_evidence(ex.ids, ex.extra["image_ids"], per_q, ex.extra["answer_types"])
+        return EvalResult(metrics, preds, {"perQuestionType": acc["perQuestionType"]}, files=files, evidence=evidence)

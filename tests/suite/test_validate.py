@@ -305,3 +305,37 @@ def test_scoring_on_the_training_split_is_refused(tiny_suite, capsys) -> None:
     path = tiny_suite(tasks={"vqa": {**task, "eval_split": "val2014"}})
     assert main(["validate", str(path)]) == 2
     assert "tasks.vqa: train_split and eval_split are both 'val2014'" in _err(capsys)
+
+
+CLAIM = {"model": "xbert", "baseline": "vit", "task": "cls", "delta": 3.2}
+
+
+@pytest.mark.parametrize(
+    ("claim", "expected"),
+    [
+        ({**CLAIM, "task": "clss"}, "claims[0].task: unknown task 'clss'. Did you mean: 'cls'?"),
+        ({**CLAIM, "model": "bert"}, "claims[0].model: 'bert' is not one of the models of task 'cls' ['vit', 'xbert']"),
+        ({**CLAIM, "baseline": "xbert"}, "claims[0]: model and baseline are both 'xbert'"),
+        ({**CLAIM, "metric": "top2"}, "claims[0].metric: a classification task has no metric 'top2'."),
+        ({**CLAIM, "delta": "15"}, "claims[0].delta: expected points as a number (delta: 3.2) or a relative gain"),
+        ({**CLAIM, "delta": "fifteen%"}, "claims[0].delta: expected points as a number"),
+        ({**CLAIM, "delta": float("nan")}, "claims[0].delta"),
+        ({**CLAIM, "soruce": "x"}, "claims[0].soruce: unknown key 'soruce'. Did you mean: 'source'?"),
+    ],
+    ids=["task", "model", "same", "metric", "quoted-number", "bad-percent", "nan", "key"],
+)
+def test_bad_claims(tiny_suite, capsys, claim, expected) -> None:
+    path = tiny_suite(claims=[claim])
+    assert main(["validate", str(path)]) == 2
+    err = _err(capsys)
+    assert expected in err, err
+
+
+def test_claims_are_data(tiny_suite) -> None:
+    from harness.suite import load_suite
+
+    path = tiny_suite(claims=[CLAIM, {**CLAIM, "delta": "15%", "metric": "top5", "source": "doc 000"}])
+    claims = load_suite(path).claims
+    assert (claims[0].amount, claims[0].relative, claims[0].metric) == (3.2, False, None)
+    assert (claims[1].amount, claims[1].relative, claims[1].metric) == (15.0, True, "top5")
+    assert claims[1].describe("top5") == "xbert beats vit on cls by +15% (relative) of top5"

@@ -1,0 +1,61 @@
+"""What a finished run left beside its record, read for reports: per-example evidence and the training log.
+
+Both are optional to a reader: a run made before evidence existed, or whose file is damaged, simply has none (the
+report then falls back to what the records hold and says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.results.record import RunRecord
+from harness.results.store import LOG
+from harness.stats.evidence import EVIDENCE, Evidence
+
+
+def load_evidence(out_dir: Path, record: RunRecord) -> Evidence | None:
+    """The run's ``evidence.npz``, or None when it has none or it cannot be read."""
+    path = out_dir / record.folder / EVIDENCE
+    if not path.is_file():
+        return None
+    try:
+        return Evidence.load(path)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The training log of one run: optimiser steps, training loss and learning rate (validation metrics later)."""
+
+    task: str
+    model: str
+    seed: int
+    steps: tuple[int, ...]
+    loss: tuple[float, ...]
+    lr: tuple[float, ...]
+
+
+def load_curve(out_dir: Path, record: RunRecord) -> Curve | None:
+    """The run's learning curve from ``log.jsonl`` (lines that cannot be read are skipped)."""
+    from harness.jsonio import loads
+
+    path = out_dir / record.folder / LOG
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return None
+    steps, loss, lr = [], [], []
+    for line in lines:
+        try:
+            row = loads(line)
+            step, value = int(row["step"]), float(row["loss"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        steps.append(step)
+        loss.append(value)
+        lr.append(float(row.get("lr") or 0.0))
+    if not steps:
+        return None
+    return Curve(record.task, record.model, record.seed, tuple(steps), tuple(loss), tuple(lr))

@@ -1,0 +1,321 @@
+"""Claims such as "model beats baseline by +3.2 points" judged against the paired bootstrap, with a correction for
+the number of claims (see ``docs/statistics.md``).
+
+For ``m`` claims judged together, each is compared at the Bonferroni-corrected level ``1 - 0.05 / m``:
+
+- **supported**: the corrected CI's lower bound is above 0 and the claimed delta is at most its upper bound (within
+  the CI, or below it: a gain at least as large as claimed is plausible and no gain is not);
+- **contradicted**: the corrected CI's upper bound is below the claimed delta (the gain, if any, is smaller);
+- **inconclusive**: otherwise (the CI holds both 0 and the claimed delta). The result then says how many seeds per
+  model (or test examples) would likely settle it, from the observed variance components.
+
+Holm-adjusted p-values (statsmodels) are reported beside the Bonferroni CIs. A relative claim (``delta: 15%``) is
+judged on the relative scale, ``100 * (mean_a / mean_b - 1)`` percent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from harness.stats.evidence import Evidence
+from harness.stats.paired import Comparison, compare
+
+__all__ = [
+    "ALPHA",
+    "POWER",
+    "ClaimResult",
+    "ClaimSpec",
+    "Projection",
+    "compare_all",
+    "holm",
+    "judge",
+    "parse_delta",
+    "project",
+]
+
+ALPHA = 0.05  # family-wise error rate of a set of claims
+POWER = 0.8  # for the minimum detectable effect
+VERDICTS = ("supported", "contradicted", "inconclusive")
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """``model`` beats ``baseline`` on ``task`` by ``delta`` of ``metric``: percentage points, or percent of the
+    baseline's mean when ``relative`` (``delta: 15%`` -> ``delta=15.0, relative=True``)."""
+
+    model: str
+    baseline: str
+    task: str
+    metric: str
+    delta: float
+    relative: bool = False
+    source: str = ""
+
+    def describe(self) -> str:
+        amount = f"{self.delta:+g}% (relative)" if self.relative else f"{self.delta:+g} points"
+        return f"{self.model} beats {self.baseline} on {self.task} by {amount} of {self.metric}"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The verdict on one claim.
+
+    ``measured`` is the observed delta (points, or percent when the claim is relative); ``ci`` the corrected
+    (Bonferroni, ``level``) percentile CI on which the verdict rests, ``ci95`` the uncorrected 95% CI; ``p_value``
+    the paired bootstrap p-value of "no difference", ``p_adjusted`` its Holm adjustment over the claims judged
+    together; ``mde`` the minimum detectable effect at 80% power at the corrected level; ``seeds_needed`` /
+    ``examples_needed`` (inconclusive claims only) the seeds per model / test clusters that would likely settle it.
+    """
+
+    claim: ClaimSpec
+    measured: float
+    ci: tuple[float, float]
+    level: float
+    ci95: tuple[float, float]
+    p_value: float
+    p_adjusted: float
+    verdict: str
+    mde: float
+    seeds_needed: int | None
+    examples_needed: int | None
+    note: str
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What would likely settle an inconclusive claim (see :func:`project`)."""
+
+    seeds_needed: int | None
+    examples_needed: int | None
+    note: str
+
+
+def parse_delta(text: str | float) -> tuple[float, bool]:
+    """``"3.2"`` / ``"+3.2"`` -> ``(3.2, False)`` (points); ``"15%"`` -> ``(15.0, True)`` (relative).
+
+    Raises ``ValueError`` on anything else."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value, relative = float(text), False
+    else:
+        m = re.fullmatch(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(%?)\s*", str(text))
+        if m is None:
+            raise ValueError(f"expected points (3.2) or a relative gain with a percent sign (15%), got {text!r}")
+        value, relative = float(m.group(1)), m.group(2) == "%"
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite delta, got {text!r}")
+    return value, relative
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (statsmodels ``multipletests(method="holm")``), in the input order."""
+    from statsmodels.stats.multitest import multipletests
+
+    if len(p_values) <= 1:  # one p-value is its own adjustment (and multipletests runs gc.collect() every call)
+        return [min(1.0, float(p)) for p in p_values]
+    return [float(p) for p in multipletests(list(p_values), alpha=ALPHA, method="holm")[1]]
+
+
+def corrected_level(m: int, alpha: float = ALPHA) -> float:
+    """The Bonferroni-corrected confidence level for ``m`` claims: ``1 - alpha / m``."""
+    if m < 1:
+        raise ValueError(f"the number of claims is at least 1, got {m}")
+    return 1 - alpha / m
+
+
+def _z(level: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - level) / 2))
+
+
+def minimum_detectable_effect(se: float, level: float, power: float = POWER) -> float:
+    """``(z_{1 - alpha'/2} + z_power) * se`` with ``alpha' = 1 - level``: the true delta a two-sided test at
+    ``alpha'`` detects with probability ``power`` when the delta's standard error is ``se``."""
+    from scipy.stats import norm
+
+    return (_z(level) + float(norm.ppf(power))) * se
+
+
+def project(
+    delta: float,
+    claimed: float,
+    *,
+    level: float,
+    se_clusters: float,
+    seed_var_a: float | None,
+    seed_var_b: float | None,
+    n_seeds: int,
+    n_clusters: int,
+) -> Projection:
+    """Seeds per model, or test clusters, at which the corrected CI around the observed ``delta`` would likely leave
+    out a boundary it now holds (0 or ``claimed``), settling an inconclusive claim.
+
+    The projected standard error with ``n`` seeds per model and ``C'`` clusters is
+    ``se(n, C')^2 = (s2_a + s2_b) / n + se_clusters^2 * C / C'`` (``s2`` the between-seed variances; with
+    ``n_a = n_b = n_now`` the seed part is ``se_seeds^2 * n_now / n``; the cluster part is assumed to shrink as
+    ``1 / clusters``); the CI ``delta ± z * se`` settles the claim once ``z * se < h``, ``h`` the distance from
+    ``delta`` to the farther of the two boundaries on its side (``max(delta, claimed - delta)``), because the CI
+    leaves out that boundary first. ``seeds_needed`` is the smallest ``n`` (above ``n_seeds``) with
+    ``se(n, C) * z < h``; when the cluster part alone is too wide (``z * se_clusters >= h``) more seeds cannot settle
+    it and ``examples_needed`` is the number of clusters that would (with the current seeds; when the seed part is
+    too wide as well, half of the budget goes to each and both counts are given). With one seed the seed variance
+    is unknown: at least 2 seeds per model are needed to estimate it.
+    """
+    z = _z(level)
+    h = max(delta, 0.0, claimed - delta)
+    budget = (h / z) ** 2
+    cluster_var = se_clusters**2
+    seeds_known = seed_var_a is not None and seed_var_b is not None
+    if h <= 0:
+        return Projection(None, None, "the observed delta sits on the boundary: no sample size would settle it")
+
+    def clusters_for(var: float) -> int:
+        return max(n_clusters + 1, math.floor(n_clusters * cluster_var / var) + 1)
+
+    if not seeds_known:
+        if cluster_var >= budget:
+            c = clusters_for(budget)
+            return Projection(
+                None,
+                c,
+                f"more seeds cannot settle it (the test set alone is too small): at least {c} test clusters (now "
+                f"{n_clusters}) would be needed, and at least 2 seeds per model to estimate the seed variance",
+            )
+        return Projection(
+            None, None, "at least 2 seeds per model are needed to estimate the seed variance and project the seeds"
+        )
+    seed_var = seed_var_a + seed_var_b  # type: ignore[operator]
+    if cluster_var < budget:
+        n = max(n_seeds + 1, math.floor(seed_var / (budget - cluster_var)) + 1) if seed_var > 0 else n_seeds + 1
+        return Projection(
+            n, None, f"about {n} seeds per model (now {n_seeds}) would likely settle it, from the observed variances"
+        )
+    if seed_var / n_seeds < budget:
+        c = clusters_for(budget - seed_var / n_seeds)
+        return Projection(
+            None,
+            c,
+            f"more seeds cannot settle it (the test set alone is too small): about {c} test clusters (now "
+            f"{n_clusters}) with {n_seeds} seeds per model would settle it",
+        )
+    c = clusters_for(budget / 2)
+    n = max(n_seeds + 1, math.floor(seed_var / (budget / 2)) + 1)
+    return Projection(
+        n,
+        c,
+        f"more seeds alone cannot settle it (the test set is too small): about {c} test clusters (now {n_clusters}) "
+        f"and {n} seeds per model would settle it",
+    )
+
+
+def verdict(ci: tuple[float, float], claimed: float) -> str:
+    """supported / contradicted / inconclusive from the corrected CI (see the module docstring)."""
+    lo, hi = ci
+    if lo > 0 and claimed <= hi:
+        return "supported"
+    if hi < claimed:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _span(ci: tuple[float, float], level: float, relative: bool) -> str:
+    if relative:
+        return f"{100 * level:.4g}% CI [{ci[0]:+.2f}%, {ci[1]:+.2f}%]"
+    return f"{100 * level:.4g}% CI [{ci[0]:+.2f}, {ci[1]:+.2f}] points"
+
+
+def _claimed(claimed: float, relative: bool) -> str:
+    return f"the claimed {claimed:+g}%" if relative else f"the claimed {claimed:+g} points"
+
+
+def _note(v: str, ci: tuple[float, float], level: float, claimed: float, relative: bool) -> str:
+    span, what = _span(ci, level, relative), _claimed(claimed, relative)
+    if v == "supported":
+        if claimed >= ci[0]:
+            return f"The {span} excludes 0 and holds {what}."
+        return f"The {span} excludes 0 and lies above {what}: the gain is at least as large as claimed."
+    if ci[0] > 0:
+        return f"The gain is real but smaller than claimed: the {span} lies below {what}."
+    return f"No gain as large as claimed: the {span} lies below {what}."
+
+
+def judge(
+    claims: Sequence[tuple[ClaimSpec, Sequence[Evidence], Sequence[Evidence]]],
+    replicates: int = 10_000,
+    seed: int = 0,
+) -> list[ClaimResult]:
+    """Judge ``m`` claims together: each ``(spec, evidences of spec.model over seeds, evidences of spec.baseline)``
+    is compared (:func:`harness.stats.paired.compare`, seed ``seed + i`` for claim ``i``) at the corrected level
+    ``1 - 0.05 / m`` and at 95%; p-values are Holm-adjusted over the ``m`` claims."""
+    m = len(claims)
+    if m == 0:
+        return []
+    level = corrected_level(m)
+    levels = tuple(dict.fromkeys((level, 0.95)))
+    comparisons = [
+        compare(a, b, spec.metric, relative=spec.relative, replicates=replicates, levels=levels, seed=seed + i)
+        for i, (spec, a, b) in enumerate(claims)
+    ]
+    adjusted = holm([c.p_value for c in comparisons])
+    out = []
+    for (spec, _, _), c, p_adj in zip(claims, comparisons, adjusted, strict=True):
+        ci = c.ci[level]
+        v = verdict(ci, spec.delta)
+        seeds_needed = examples_needed = None
+        if v == "inconclusive":
+            proj = project(
+                c.delta,
+                spec.delta,
+                level=level,
+                se_clusters=c.se_clusters,
+                seed_var_a=c.seed_var_a,
+                seed_var_b=c.seed_var_b,
+                n_seeds=max(c.n_seeds_a, c.n_seeds_b),
+                n_clusters=c.n_clusters,
+            )
+            seeds_needed, examples_needed = proj.seeds_needed, proj.examples_needed
+            note = f"Inconclusive: {proj.note}."
+        else:
+            note = _note(v, ci, level, spec.delta, spec.relative)
+        out.append(
+            ClaimResult(
+                claim=spec,
+                measured=c.delta,
+                ci=ci,
+                level=level,
+                ci95=c.ci[0.95],
+                p_value=c.p_value,
+                p_adjusted=p_adj,
+                verdict=v,
+                mde=minimum_detectable_effect(c.se, level),
+                seeds_needed=seeds_needed,
+                examples_needed=examples_needed,
+                note=note,
+                comparison=c,
+            )
+        )
+    return out
+
+
+def compare_all(
+    evidences: Mapping[str, Sequence[Evidence]],
+    baseline: str,
+    metric: str,
+    *,
+    relative: bool = False,
+    replicates: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Comparison]:
+    """Every model of a task against the task's baseline, each at the uncorrected 95% level (exploratory: these are
+    not claims, so no correction for their number)."""
+    if baseline not in evidences:
+        raise ValueError(f"baseline {baseline!r} has no evidence; models: {sorted(evidences)}")
+    return {
+        name: compare(evs, evidences[baseline], metric, relative=relative, replicates=replicates, seed=seed + i)
+        for i, (name, evs) in enumerate(evidences.items())
+        if name != baseline
+    }
