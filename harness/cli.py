@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=cmd_list)
 
     _score_parser(sub, common)
+    _gate_parser(sub, common)
 
     data = sub.add_parser("data", parents=[common], help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -139,6 +140,131 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda args: _missing_action(data))
     return parser
+
+
+def _gate_parser(sub, common: argparse.ArgumentParser) -> None:
+    """``check``, ``baseline update`` and ``compare``: the CI gate (docs/ci.md)."""
+    chk = sub.add_parser(
+        "check",
+        parents=[common],
+        help="CI gate: exit 1 when a metric of RESULTS_DIR regressed against the baseline beyond its noise",
+    )
+    chk.add_argument("results", type=_path, metavar="RESULTS_DIR", help="the --out folder of `xmbench run`")
+    chk.add_argument("--baseline", type=_path, required=True, metavar="FILE", help="baseline file (JSON)")
+    chk.add_argument(
+        "--false-alarm",
+        type=_probability,
+        default=None,
+        metavar="RATE",
+        help="false-alarm rate of the whole check (default: the baseline's, 0.01)",
+    )
+    chk.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    chk.set_defaults(func=cmd_check)
+
+    base = sub.add_parser("baseline", parents=[common], help="CI baseline files")
+    bsub = base.add_subparsers(dest="baseline_command", metavar="ACTION")
+    upd = bsub.add_parser(
+        "update",
+        parents=[common],
+        help="write (or refresh) a baseline file from a results folder, keeping its tolerance settings",
+    )
+    upd.add_argument("results", type=_path, metavar="RESULTS_DIR")
+    upd.add_argument("--out", type=_path, required=True, metavar="FILE", help="baseline file to write")
+    upd.set_defaults(func=cmd_baseline_update)
+    base.set_defaults(func=lambda args: _missing_action(base))
+
+    cmp = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="the same suite run twice (before, after a change): paired differences and the check's verdict",
+    )
+    cmp.add_argument("before", type=_path, metavar="DIR_A", help="results folder before the change")
+    cmp.add_argument("after", type=_path, metavar="DIR_B", help="results folder after the change")
+    cmp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    cmp.set_defaults(func=cmd_compare)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; use a rate such as 0.01") from None
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 0.5); use a rate such as 0.01")
+    return value
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.gate.baseline import read_baseline
+    from harness.gate.check import check
+    from harness.gate.render import print_check
+    from harness.results.folder import open_results
+
+    try:
+        baseline = read_baseline(args.baseline)
+        results = open_results(args.results)
+    except UserError as exc:
+        if args.json:
+            print(json.dumps({"verdict": "error", "exit_code": 2, "problems": [str(exc)], "rows": []}))
+        raise
+    result = check(baseline, results, str(args.baseline), args.false_alarm)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        from rich.console import Console
+
+        print_check(result, Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+    if result.problems:
+        first = result.problems[0]
+        more = f" (and {len(result.problems) - 1} more problem(s), listed above)" if len(result.problems) > 1 else ""
+        raise UserError(f"cannot check {args.results}: {first}{more}")
+    return result.exit_code
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    from harness.gate.baseline import baseline_from_results, read_baseline, write_baseline
+    from harness.results.folder import open_results
+
+    results = open_results(args.results)
+    previous = read_baseline(args.out) if args.out.exists() else None
+    if previous is not None and previous.suite != results.suite:
+        raise UserError(
+            f"{args.out}: is the baseline of suite {previous.suite!r}, not {results.suite!r}; choose another --out"
+        )
+    baseline = baseline_from_results(results, previous)
+    write_baseline(baseline, args.out)
+    gated = sum(1 for m in baseline.metrics.values() if m.gate)
+    kept = " (tolerances and gate flags kept)" if previous else ""
+    print(
+        f"wrote {args.out}: suite {baseline.suite!r}, {len(baseline.metrics)} metrics, {gated} gated{kept}; "
+        f"check with `xmbench check RESULTS_DIR --baseline {args.out}`"
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.gate.compare import compare_folders
+    from harness.gate.render import compare_table, print_check
+    from harness.results.folder import open_results
+
+    before, after = open_results(args.before), open_results(args.after)
+    rows, result = compare_folders(before, after)
+    if args.json:
+        print(json.dumps({"differences": rows, "check": result.to_json()}, indent=2))
+    else:
+        from rich.console import Console
+
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        console.print(compare_table(rows, str(args.before), str(args.after)))
+        console.print()
+        print_check(result, console, title=f"xmbench check {args.after} against {args.before}")
+    if result.problems:
+        raise UserError(f"cannot check {args.after} against {args.before}: {result.problems[0]}")
+    return result.exit_code
 
 
 def _score_parser(sub, common: argparse.ArgumentParser) -> None:

@@ -100,6 +100,15 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def suite_fingerprint(suite_name: str, runs: list[RunSpec]) -> str:
+    """What a suite measures, for the CI gate and leaderboards: its name, and per task the type, the test data
+    (dataset fingerprint) and the splits. Models, seeds and the training recipe are left out on purpose: a baseline
+    is checked against results of changed models, other seeds or another recipe of the same suite."""
+    tasks = {r.task: {"type": r.task_type, "dataset": r.dataset_fingerprint, "splits": list(r.splits)} for r in runs}
+    blob = json.dumps({"suite": suite_name, "tasks": tasks}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def plan_runs(
     suite: Suite,
     models: dict[str, ResolvedModel],

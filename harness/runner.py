@@ -242,7 +242,7 @@ def write_plan_report(plan: Plan, out_dir: Path, runs: list[RunSpec] | None = No
     from harness.results.store import exclusive
 
     with exclusive(out_dir / ".report.lock"):
-        return write_report(plan.suite, collect(out_dir, runs or plan.runs), out_dir)
+        return write_report(plan.suite, collect(out_dir, runs or plan.runs), out_dir, runs or plan.runs)
 
 
 class _Progress:

@@ -83,6 +83,25 @@ def _isolated_cache(xm_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XMBENCH_CACHE", str(xm_cache))
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, xm_cache: Path) -> Path:
+    """TINY_SUITE run once per test session (``tiny.yaml`` beside the output folder); tests that change the folder
+    work on a copy."""
+    from harness.cli import main
+
+    root = tmp_path_factory.mktemp("e2e")
+    suite = root / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(TINY_SUITE, sort_keys=False))
+    out = root / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XMBENCH_CACHE", str(xm_cache))
+    try:
+        assert main(["run", str(suite), "--out", str(out)]) == 0
+    finally:
+        mp.undo()
+    return out
+
+
 @pytest.fixture
 def tiny_suite(tmp_path: Path):
     """Write a (possibly modified) copy of TINY_SUITE and return its path."""

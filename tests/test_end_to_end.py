@@ -15,25 +15,6 @@ from harness.cli import main
 REQUIRED_COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "metric", "value"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, xm_cache: Path) -> Path:
-    import yaml
-
-    from tests.conftest import TINY_SUITE
-
-    root = tmp_path_factory.mktemp("e2e")
-    suite = root / "tiny.yaml"
-    suite.write_text(yaml.safe_dump(TINY_SUITE, sort_keys=False))
-    out = root / "out"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XMBENCH_CACHE", str(xm_cache))
-    try:
-        assert main(["run", str(suite), "--out", str(out)]) == 0
-    finally:
-        mp.undo()
-    return out
-
-
 def test_results_csv_shape(tiny_run: Path) -> None:
     df = pd.read_csv(tiny_run / "results.csv")
     assert list(df.columns[: len(REQUIRED_COLUMNS)]) == REQUIRED_COLUMNS

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from harness.suite.schema import Suite
 
 if TYPE_CHECKING:
+    from harness.plan import RunSpec
     from harness.results.collect import PlanResults
 
 
-def write_report(suite: Suite, results: PlanResults, out_dir: Path):
+def write_report(suite: Suite, results: PlanResults, out_dir: Path, runs: list[RunSpec] | None = None):
     """Write every report file for the plan's ``results`` into ``out_dir`` (atomically); returns the report model
     (``.paths`` holds the files written)."""
     from harness.report.html import render_html
@@ -20,7 +21,7 @@ def write_report(suite: Suite, results: PlanResults, out_dir: Path):
     from harness.report.model import build_report
     from harness.results.store import atomic_write_json, atomic_write_text
 
-    report = build_report(suite, results, out_dir, generated=datetime.now(UTC))
+    report = build_report(suite, results, out_dir, generated=datetime.now(UTC), runs=runs)
     paths = {
         "csv": out_dir / "results.csv",
         "json": out_dir / "summary.json",

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness import __version__
+from harness.plan import RunSpec, suite_fingerprint
 from harness.results.aggregate import cost_frame, results_frame
 from harness.results.artifacts import Curve, load_curve, load_evidence
 from harness.results.collect import OtherFolder, PlanResults
@@ -153,6 +154,8 @@ class Report:
     env: dict[str, Any]
     colors: dict[str, str]  # model -> colour, the same in every chart
     paths: dict[str, Path] = field(default_factory=dict)  # the files written (set by write_report)
+    suite_fingerprint: str | None = None  # what the suite measures (harness.plan.suite_fingerprint)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every planned run: id, folder, fingerprint, status
 
     def summary_json(self) -> dict[str, Any]:
         """``summary.json`` (documented in docs/statistics.md; ``schema_version`` 2)."""
@@ -201,6 +204,7 @@ class Report:
         return {
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "suite": self.suite.name,
+            "suite_fingerprint": self.suite_fingerprint,
             "generated": self.generated.isoformat(),
             "xmbench": __version__,
             "claims": [
@@ -230,6 +234,7 @@ class Report:
             "winners": {t.name: {"metric": t.main_metric, "models": t.winner} for t in self.tasks},
             "rows": rows,
             "comparisons": comparisons,
+            "runs": self.runs,
             "failed": [{"run_id": r.run_id, "folder": r.folder, "error": r.error} for r in self.failed],
             "missing": self.missing,
             "in_progress": self.in_progress,
@@ -260,9 +265,15 @@ def _pair(ci: tuple[float, float] | None) -> list[float | None] | None:
 
 
 def build_report(
-    suite: Suite, results: PlanResults, out_dir: Path, generated: datetime, replicates: int = 10_000
+    suite: Suite,
+    results: PlanResults,
+    out_dir: Path,
+    generated: datetime,
+    replicates: int = 10_000,
+    runs: list[RunSpec] | None = None,
 ) -> Report:
-    """The report of the plan's results in ``out_dir`` (evidence and logs are read from the run folders)."""
+    """The report of the plan's results in ``out_dir`` (evidence and logs are read from the run folders); ``runs``
+    (the plan) adds the run index and the suite fingerprint to ``summary.json``."""
     from harness.suite.check import task_baseline
 
     ok = results.ok
@@ -312,7 +323,27 @@ def build_report(
         ],
         env=ok[-1].env if ok else {},
         colors=colors,
+        suite_fingerprint=suite_fingerprint(suite.name, runs) if runs else None,
+        runs=_run_index(runs or [], results),
     )
+
+
+def _run_index(runs: list[RunSpec], results: PlanResults) -> list[dict[str, Any]]:
+    """Every planned run with its folder (relative to the results folder), fingerprint and status."""
+    status = {r.fingerprint: "ok" if r.ok else "failed" for r in results.records}
+    held = set(results.in_progress)
+    return [
+        {
+            "run_id": s.run_id,
+            "task": s.task,
+            "model": s.model,
+            "seed": s.seed,
+            "folder": s.folder,
+            "fingerprint": s.fingerprint,
+            "status": status.get(s.fingerprint, "in_progress" if s.run_id in held else "missing"),
+        }
+        for s in runs
+    ]
 
 
 def _evidences(records: list[RunRecord], evidence: dict[str, Evidence | None]) -> list[Evidence] | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.jsonio import loads
-from harness.results.record import RunRecord, read_record
+from harness.results.record import RecordSet, RunRecord, read_record
 from harness.results.store import LOCK, SPEC
 
 if TYPE_CHECKING:
@@ -30,21 +30,13 @@ class OtherFolder:
 
 
 @dataclass
-class PlanResults:
+class PlanResults(RecordSet):
     """What a results folder holds for one plan."""
 
     records: list[RunRecord] = field(default_factory=list)  # plan order: finished and failed runs
     missing: list[str] = field(default_factory=list)  # run ids with no record (never run, or killed)
     in_progress: list[str] = field(default_factory=list)  # run ids claimed by a live process right now
     other: list[OtherFolder] = field(default_factory=list)
-
-    @property
-    def ok(self) -> list[RunRecord]:
-        return [r for r in self.records if r.ok]
-
-    @property
-    def failed(self) -> list[RunRecord]:
-        return [r for r in self.records if not r.ok]
 
 
 def collect(out_dir: Path, runs: list[RunSpec]) -> PlanResults:

@@ -126,6 +126,20 @@ class RunRecord:
         return cls(**kwargs)
 
 
+class RecordSet:
+    """Mixin for containers of run records (``self.records``, in plan order): the finished and the failed ones."""
+
+    records: list[RunRecord]
+
+    @property
+    def ok(self) -> list[RunRecord]:
+        return [r for r in self.records if r.ok]
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.records if not r.ok]
+
+
 def _typed(cls: type, data: dict, prefix: str) -> dict[str, Any]:
     """The known keys of ``data`` checked against the field types of the dataclass ``cls`` (nested dataclasses
     are built); ``ValueError`` names the first key whose value has the wrong type."""

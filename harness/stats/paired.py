@@ -300,6 +300,22 @@ def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
 # -- one model ----------------------------------------------------------------------------------------------------
 
 
+def _cluster_replicates(
+    evidences: Sequence[Evidence], metric: str, replicates: int, seed: int
+) -> tuple[_Seeds, np.ndarray]:
+    """One model's metric on ``replicates`` bootstrap resamples of its image clusters: (the model, an array of
+    shape (replicates, seeds)); a replicate can be NaN (an empty subset of the examples)."""
+    evs = _check_group(evidences, "model")
+    _check_same(evs[0], evs, "model")
+    model = _Seeds(evs, metric, "model")
+    n_clusters = len(evs[0].clusters)
+    total = _replicate_count(model.rows, replicates)
+    rng = np.random.default_rng(seed)
+    step = _chunk_rows(n_clusters, total)
+    chunks = [model(_cluster_counts(rng, n_clusters, min(step, total - start))) for start in range(0, total, step)]
+    return model, np.concatenate(chunks)
+
+
 def cluster_bootstrap(
     evidences: Sequence[Evidence],
     metric: str,
@@ -313,17 +329,9 @@ def cluster_bootstrap(
     This is the CI of a model with one seed (:func:`harness.stats.intervals.metric_interval`); it covers the
     sampling of the test images only, not the training randomness.
     """
-    evs = _check_group(evidences, "model")
-    _check_same(evs[0], evs, "model")
-    model = _Seeds(evs, metric, "model")
-    n_clusters = len(evs[0].clusters)
-    total = _replicate_count(model.rows, replicates)
-    rng = np.random.default_rng(seed)
-    out = []
-    step = _chunk_rows(n_clusters, total)
-    for start in range(0, total, step):
-        out.append(model(_cluster_counts(rng, n_clusters, min(step, total - start))).mean(axis=1))
-    values = np.concatenate(out)
+    model, per_seed = _cluster_replicates(evidences, metric, replicates, seed)
+    evs, n_clusters = model.evidences, len(model.evidences[0].clusters)
+    values = per_seed.mean(axis=1)
     values = values[np.isfinite(values)]
     if values.size == 0:
         raise ValueError(f"{metric}: no bootstrap replicate has a finite value (an empty subset of the examples?)")
@@ -342,6 +350,23 @@ def cluster_bootstrap(
         values=observed,
         replicates=int(values.size),
     )
+
+
+def cluster_se(evidences: Sequence[Evidence], metric: str, replicates: int = 2_000, seed: int = 0) -> float:
+    """The sampling error of ONE seed's metric over the test images: the standard deviation of the metric over
+    bootstrap resamples of the image clusters, for each seed, combined as the root mean square over seeds (points).
+
+    The CI gate uses it as the floor of its noise estimate, so that seeds that happen to agree do not give a zero
+    tolerance (``docs/ci.md``).
+    """
+    _, values = _cluster_replicates(evidences, metric, replicates, seed)
+    variances = []
+    for column in values.T:
+        finite = column[np.isfinite(column)]
+        if finite.size < 2:
+            raise ValueError(f"{metric}: no bootstrap replicate has a finite value (an empty subset of the examples?)")
+        variances.append(float(np.var(finite, ddof=1)))
+    return math.sqrt(sum(variances) / len(variances))
 
 
 # -- two models ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The CI gate: baseline files, ``xmbench check`` and ``xmbench compare`` (see ``docs/ci.md``)."""
