@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _score_parser(sub, common)
     _gate_parser(sub, common)
+    _leaderboard_parser(sub, common)
 
     data = sub.add_parser("data", parents=[common], help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -182,6 +183,69 @@ def _gate_parser(sub, common: argparse.ArgumentParser) -> None:
     cmp.add_argument("after", type=_path, metavar="DIR_B", help="results folder after the change")
     cmp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     cmp.set_defaults(func=cmd_compare)
+
+
+def _leaderboard_parser(sub, common: argparse.ArgumentParser) -> None:
+    lb = sub.add_parser(
+        "leaderboard",
+        parents=[common],
+        help="merge results folders into one ranked table per (dataset, task, metric)",
+    )
+    lb.add_argument("folders", type=_path, nargs="+", metavar="DIR", help="results folders (--out of `xmbench run`)")
+    lb.add_argument(
+        "--out",
+        type=_path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write FILE.md, FILE.html or FILE.csv (repeatable); without --out, print the boards",
+    )
+    lb.add_argument(
+        "--metrics",
+        choices=("main", "all"),
+        default="main",
+        help="each task's main metric (default) or every metric, sub-metrics included",
+    )
+    lb.add_argument("--title", default="xmbench leaderboard", help="the page title")
+    lb.set_defaults(func=cmd_leaderboard)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness.leaderboard import check_outputs, write_leaderboard
+    from harness.leaderboard.board import build_leaderboard
+    from harness.results.folder import open_results
+
+    check_outputs(args.out)
+    folders, sources, seen = [], [], set()
+    for path in args.folders:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        folders.append(open_results(path))
+        sources.append(str(path))
+    lb = build_leaderboard(folders, sources, metrics=args.metrics, title=args.title)
+    if not lb.boards:
+        raise UserError(
+            f"{', '.join(sources)}: no finished (task, model) to put on a board"
+            + (f" ({len(lb.excluded)} left out: {lb.excluded[0].reason})" if lb.excluded else "")
+            + "; run the suites to the end first"
+        )
+    if not args.out:
+        from rich.console import Console
+
+        from harness.leaderboard.render import print_leaderboard
+
+        print_leaderboard(lb, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
+    for path in args.out:
+        write_leaderboard(lb, path)
+        print(f"wrote {path}")
+    rows = sum(len(b.rows) for b in lb.boards)
+    marked = sum(1 for b in lb.boards for r in b.rows if not r.comparable)
+    print(
+        f"{len(lb.boards)} board(s), {rows} row(s) from {len(folders)} folder(s); {marked} row(s) with other "
+        f"settings than their board's (marked, not ranked); {len(lb.excluded)} (task, model) left out"
+    )
+    return 0
 
 
 def _probability(text: str) -> float:

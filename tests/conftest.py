@@ -83,23 +83,24 @@ def _isolated_cache(xm_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XMBENCH_CACHE", str(xm_cache))
 
 
+def run_suite_dict(suite: dict, root: Path, cache: Path, name: str = "suite.yaml") -> Path:
+    """Write ``suite`` to ``root/name``, ``xmbench run`` it into ``root/out`` with the test cache; returns the output
+    folder (for session- and module-scoped fixtures, which cannot use the autouse cache fixture)."""
+    from harness.cli import main
+
+    path = root / name
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XMBENCH_CACHE", str(cache))
+        assert main(["run", str(path), "--out", str(root / "out")]) == 0
+    return root / "out"
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, xm_cache: Path) -> Path:
     """TINY_SUITE run once per test session (``tiny.yaml`` beside the output folder); tests that change the folder
     work on a copy."""
-    from harness.cli import main
-
-    root = tmp_path_factory.mktemp("e2e")
-    suite = root / "tiny.yaml"
-    suite.write_text(yaml.safe_dump(TINY_SUITE, sort_keys=False))
-    out = root / "out"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XMBENCH_CACHE", str(xm_cache))
-    try:
-        assert main(["run", str(suite), "--out", str(out)]) == 0
-    finally:
-        mp.undo()
-    return out
+    return run_suite_dict(TINY_SUITE, tmp_path_factory.mktemp("e2e"), xm_cache, "tiny.yaml")
 
 
 @pytest.fixture

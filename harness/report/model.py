@@ -352,7 +352,9 @@ def _evidences(records: list[RunRecord], evidence: dict[str, Evidence | None]) -
     return None if not out or any(e is None for e in out) else out
 
 
-def _cell(records: list[RunRecord], evs: list[Evidence] | None, metric: str, replicates: int) -> Cell | None:
+def metric_cell(records: list[RunRecord], evs: list[Evidence] | None, metric: str, replicates: int) -> Cell | None:
+    """One model's ``metric`` over its seeds' records: mean and 95% CI (t over seeds; with one seed, a bootstrap over
+    its evidence's image clusters); None when no record has the metric. The report and the leaderboard use it."""
     from harness.stats.intervals import metric_interval
 
     values = tuple(r.metrics[metric] for r in records if metric in r.metrics)
@@ -394,7 +396,7 @@ def _task_section(
     for m in present:
         cells = {}
         for metric in metrics:
-            cell = _cell(by_pair[(name, m)], evs[m], metric, replicates)
+            cell = metric_cell(by_pair[(name, m)], evs[m], metric, replicates)
             if cell is not None:
                 cells[metric] = cell
         row = ModelRow(m, by_pair[(name, m)][0].kind, len(by_pair[(name, m)]), cells)

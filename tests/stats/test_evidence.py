@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from harness.cli import main
 from harness.stats.evidence import EVIDENCE, Evidence
-from tests.conftest import TINY_SUITE
+from tests.conftest import TINY_SUITE, run_suite_dict
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +21,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, xm_cache: Path) -> list[Path]
     suite["seeds"] = [0]
     suite["tasks"]["ml"] = {"type": "multilabel", "dataset": "shapes-coco", "models": ["vit"]}
     suite["tasks"]["ret"]["models"] = ["xbert"]
-    root = tmp_path_factory.mktemp("evidence")
-    path = root / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XMBENCH_CACHE", str(xm_cache))
-    try:
-        assert main(["run", str(path), "--out", str(root / "out")]) == 0
-    finally:
-        mp.undo()
-    return sorted(p.parent for p in (root / "out" / "runs").rglob("metrics.json"))
+    out = run_suite_dict(suite, tmp_path_factory.mktemp("evidence"), xm_cache)
+    return sorted(p.parent for p in (out / "runs").rglob("metrics.json"))
 
 
 def test_every_run_has_evidence_that_recomputes_its_metrics_exactly(runs: list[Path]) -> None:
