@@ -91,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common, plugins, data_root, out], help="train and evaluate every (task, model, seed) of a suite"
     )
     run.add_argument("suite", type=_path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("--tasks", type=_names, default=None, metavar="A,B", help="run only these tasks")
+    run.add_argument("--models", type=_names, default=None, metavar="X,Y", help="run only these models")
+    run.add_argument("--seeds", type=_seeds, default=None, metavar="0,1", help="run only these seeds")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (each run, its fingerprint, whether it is done, claimed or to run, a time estimate) "
+        "and train nothing",
+    )
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: go on)")
+    run.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard scalars (loss, lr, val metrics, throughput) to OUT/tensorboard/",
+    )
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser(
@@ -574,12 +589,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import failures_message, run_suite
+    """Exit 0 when every selected run finished, 1 when any run failed (each listed with its one-line error)."""
+    from harness.runner import Selection, failures_lines, run_suite
 
     suite = _load(args)
     out = _out(args, suite)
     console = _console()
-    outcome = run_suite(suite, args.suite, out, _data_root(args.data_root), console)
+    selection = None
+    if args.tasks or args.models or args.seeds:
+        selection = Selection(args.tasks, args.models, args.seeds)
+    if args.dry_run:
+        return _dry_run(args, suite, out, selection, console)
+    outcome = run_suite(
+        suite,
+        args.suite,
+        out,
+        _data_root(args.data_root),
+        console,
+        selection=selection,
+        fail_fast=args.fail_fast,
+        tensorboard=args.tensorboard,
+    )
     ok = len(outcome.records) - len(outcome.failed)
     elsewhere = f", {len(outcome.claimed_elsewhere)} left to another process" if outcome.claimed_elsewhere else ""
     console.log(
@@ -591,10 +621,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.report.terminal import print_summary
 
         print_summary(outcome.report, Console(highlight=False))
-    print(f"report: {out / 'report.html'} (also report.md, results.csv, summary.json)")
+    if outcome.report is not None:
+        print(f"report: {out / 'report.html'} (also report.md, results.csv, summary.json)")
+    if outcome.input_errors:  # bad input (exit 2) outranks failed runs (exit 1); the failures are in the log
+        first = outcome.input_errors[0]
+        more = (
+            f" (and {len(outcome.input_errors) - 1} more task(s) with bad input)"
+            if len(outcome.input_errors) > 1
+            else ""
+        )
+        raise UserError(first + more)
     if outcome.failed:
-        raise UserError(failures_message(outcome))
+        for line in failures_lines(outcome):
+            print(f"xmbench: {line}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _dry_run(args: argparse.Namespace, suite, out: Path, selection, console) -> int:
+    from harness.runner import dry_run, plan_suite, select_runs
+
+    plan = plan_suite(suite, args.suite, _data_root(args.data_root), console, build=False)
+    states = dry_run(plan, out, select_runs(plan, selection))
+    width = max(len(s.spec.run_id) for s in states)
+    print(f"{'run':{width}s}  fingerprint   {'state':8s}  estimate  note")
+    for s in states:
+        est = f"{s.estimate_s:7.0f}s" if s.estimate_s is not None else "       —"
+        print(f"{s.spec.run_id:{width}s}  {s.spec.fingerprint[:12]}  {s.state:8s}  {est}  {s.note}".rstrip())
+    todo = [s for s in states if s.state in ("to run", "failed")]
+    known = [s.estimate_s for s in todo if s.estimate_s is not None]
+    total = f"; about {sum(known):.0f}s for the {len(known)} with an estimate" if known else ""
+    counts = {k: sum(s.state == k for s in states) for k in ("done", "claimed", "failed", "to run")}
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    print(f"{len(states)} run(s): {summary}{total} (nothing was trained: --dry-run)")
+    return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(n) for n in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integer seeds, got {text!r}") from None
 
 
 def _plan_for_folder(args: argparse.Namespace, suite, out: Path):

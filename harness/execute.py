@@ -6,6 +6,7 @@ task; each run only builds its model and head, trains and evaluates.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -27,8 +28,9 @@ from harness.results.store import RunWriter
 from harness.suite.check import ResolvedModel, build_model
 from harness.suite.schema import ImageSpec
 from harness.tasks.base import Batcher, Task, TaskData
-from harness.train import measure
-from harness.train.loop import train_model
+from harness.train import features, measure
+from harness.train.checkpoint import Checkpoints
+from harness.train.loop import Selection, Trainer, plan_steps
 from harness.train.precision import autocast_factory, grad_scaler
 
 
@@ -57,15 +59,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def execute_run(
-    spec: RunSpec, ctx: SharedContext, out_dir: Path, on_step: Callable[[int], None] | None = None
-) -> RunRecord:
-    """Run one (task, model, seed) into its folder; the caller holds the run's lock. Returns its record."""
-    folder = out_dir / spec.folder
-    writer = RunWriter(folder)
-    writer.spec({**spec.to_json(), "fingerprint": spec.fingerprint, "run_id": spec.run_id, "folder": spec.folder})
-    task_cls = type(ctx.tasks[spec.task])
-    identity = {
+def _identity(spec: RunSpec, ctx: SharedContext) -> dict[str, Any]:
+    return {
         "run_id": spec.run_id,
         "folder": spec.folder,
         "fingerprint": spec.fingerprint,
@@ -79,8 +74,30 @@ def execute_run(
         "seed": spec.seed,
         "baseline": spec.baseline,
         "overrides": spec.overrides,
-        "main_metric": task_cls.main_metric,
+        "main_metric": type(ctx.tasks[spec.task]).main_metric,
     }
+
+
+def execute_run(
+    spec: RunSpec,
+    ctx: SharedContext,
+    out_dir: Path,
+    on_step: Callable[[int], None] | None = None,
+    *,
+    tensorboard: Path | None = None,
+) -> RunRecord:
+    """Run one (task, model, seed) into its folder; the caller holds the run's lock. Returns its record.
+
+    A run that fails (a non-finite loss, out of memory, bad data, an exception in the model's code) gets a failed
+    record naming the error, and the caller goes on with the next run; only a configuration error (``UserError``
+    that is not a :class:`RunFailed`) propagates, because it concerns every run."""
+    folder = out_dir / spec.folder
+    checkpoints = Checkpoints(folder, spec.fingerprint, spec.train.keep) if spec.train.checkpoint_every else None
+    resume, passed_over = checkpoints.latest() if checkpoints is not None else (None, [])
+    writer = RunWriter(folder, resume_step=resume["step"] if resume is not None else None)
+    writer.spec({**spec.to_json(), "fingerprint": spec.fingerprint, "run_id": spec.run_id, "folder": spec.folder})
+    task_cls = type(ctx.tasks[spec.task])
+    identity = _identity(spec, ctx)
     started = time.perf_counter()
 
     def failed(error: str, tb: str | None = None) -> RunRecord:
@@ -89,7 +106,12 @@ def execute_run(
 
     try:
         try:
-            outcome = _run(spec, ctx, writer, on_step)
+            log = writer.log if tensorboard is None else _Tee(writer.log, tensorboard / spec.run_id)
+            try:
+                outcome = _run(spec, ctx, writer, log, on_step, checkpoints, resume)
+            finally:
+                if isinstance(log, _Tee):
+                    log.close()
         except RunFailed as exc:
             record = failed(str(exc))
             write_record(folder, record)
@@ -101,15 +123,16 @@ def execute_run(
             if is_out_of_memory(exc):  # building the model or head, a forward pass, the evaluation: the run fails
                 record = failed(
                     f"out of memory ({describe(exc)[:200]}); lower train.batch_size, "
-                    "train.eval_batch_size, image.size or the model size"
+                    "train.eval_batch_size, image.size or the model size, or set train.on_oom: halve_batch"
                 )
-                write_record(folder, record)
-                return record
-            # an unexpected bug: record it, let the caller decide
-            write_record(folder, failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-            raise
+            else:  # an exception in model or task code: this run fails, the suite goes on
+                record = failed(f"{describe(exc)[:300]} ({_where(exc)})", traceback.format_exc())
+            write_record(folder, record)
+            return record
     finally:
         writer.close()
+    if passed_over:
+        outcome["notes"] = {**outcome["notes"], "checkpoints_passed_over": passed_over}
     bad = finite_metrics(outcome["metrics"])
     if bad:
         record = failed(f"the evaluation produced a non-finite metric ({bad}); the model's outputs are not usable")
@@ -124,10 +147,62 @@ def execute_run(
             **outcome,
         )
     write_record(folder, record)
+    if checkpoints is not None and record.ok:
+        checkpoints.finish()
     return record
 
 
-def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[str, Any]:
+class _Tee:
+    """The run's log lines, also written as TensorBoard scalars (``--tensorboard``): train loss, learning rate,
+    throughput (samples/s between two log lines) and every val metric."""
+
+    def __init__(self, log: Callable[[dict], None], folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise UserError(
+                "--tensorboard needs the tensorboard package: pip install 'xmbench[tensorboard]' (or tensorboard)"
+            ) from exc
+        self.log, self.tb = log, SummaryWriter(str(folder))
+        self.last: tuple[int, float] | None = None
+
+    def __call__(self, row: dict) -> None:
+        self.log(row)
+        step = int(row["step"])
+        if row.get("split") == "val":
+            for name, value in row.get("metrics", {}).items():
+                self.tb.add_scalar(f"val/{name}", value, step)
+            return
+        self.tb.add_scalar("train/loss", row["loss"], step)
+        self.tb.add_scalar("train/lr", row["lr"], step)
+        if "samples" in row and "elapsed_s" in row:
+            if self.last is not None and row["elapsed_s"] > self.last[1]:
+                rate = (row["samples"] - self.last[0]) / (row["elapsed_s"] - self.last[1])
+                self.tb.add_scalar("train/samples_per_s", rate, step)
+            self.last = (row["samples"], row["elapsed_s"])
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of the exception (where a model's code raised)."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if not tb:
+        return "no traceback"
+    frame = tb[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}; traceback in error.json"
+
+
+def _run(
+    spec: RunSpec,
+    ctx: SharedContext,
+    writer: RunWriter,
+    log: Callable[[dict], None],
+    on_step,
+    checkpoints: Checkpoints | None = None,
+    resume: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     device = ctx.device
     train = spec.train
     seed_everything(spec.seed, spec.hardware.deterministic)
@@ -149,8 +224,13 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
     measure.reset_peak_memory(device)
 
     total, trainable = measure.count_params(model, head)
-    flops = _flops(task, model, head, data, batcher)
-    stats = train_model(
+    flops = _count_flops(task, model, head, data, batcher, train.batch_size, autocast)
+    eval_bs = train.eval_batch_size or 2 * train.batch_size
+    cache_notes = _feature_cache(spec, model, data, batcher, eval_bs, autocast)
+    task_cls = type(task)
+    select = getattr(task.spec, "select_metric", None) or task_cls.main_metric
+    stop = train.early_stopping
+    trainer = Trainer(
         model,
         head,
         task,
@@ -160,14 +240,24 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
         autocast,
         grad_scaler(device, spec.hardware.precision),
         spec.seed,
-        writer.log,
+        log,
         on_step,
+        evaluate=(lambda: task.evaluate(model, head, data, batcher, eval_bs, autocast, split="val").metrics)
+        if train.validation
+        else None,
+        selection=Selection(
+            select, task_cls.higher_is_better, stop.patience if stop else None, stop.min_delta if stop else 0.0
+        ),
+        checkpoints=checkpoints,
+        on_oom=train.on_oom,
+        sync=(lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None,
     )
+    stats = trainer.run(resume)
     model.eval()
     head.eval()
     eval_start = time.perf_counter()
-    result = task.evaluate(model, head, data, batcher, train.eval_batch_size or 2 * train.batch_size, autocast)
-    eval_seconds = time.perf_counter() - eval_start
+    result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
+    test_seconds = time.perf_counter() - eval_start
     writer.predictions(result.predictions)
     for name, arr in result.arrays.items():
         writer.array(name, arr)
@@ -178,36 +268,108 @@ def _run(spec: RunSpec, ctx: SharedContext, writer: RunWriter, on_step) -> dict[
     skipped = ctx.skipped.get(spec.task) or {"count": 0}
     if skipped["count"]:
         writer.extra_json("skipped.json", skipped)
+    eval_seconds = stats.val_seconds + test_seconds
+    eval_samples = stats.val_samples + len(data.test)
+    samples_per_s = stats.samples_per_s
+    peak = measure.peak_flops(ctx.env.get("gpu"), spec.hardware.precision, spec.hardware.peak_tflops)
+    best = stats.best or {}
     return {
         "metrics": {k: float(v) for k, v in result.metrics.items()},
-        "notes": result.notes,
+        "val_metrics": {k: float(v) for k, v in best.get("metrics", {}).items() if math.isfinite(float(v))},
+        "selection": {
+            "metric": select,
+            "step": best.get("step"),
+            "value": best.get("value"),
+            "evaluations": stats.val_evaluations,
+            "eval_steps": sorted(trainer.eval_at),
+            "stopped_early": stats.stopped_early,
+            "early_stopping": stop.model_dump() if stop else None,
+        },
+        "adjustments": list(stats.adjustments),
+        "notes": {**result.notes, **cache_notes},
         "timings": {
             "train_seconds": round(stats.seconds, 3),
             "eval_seconds": round(eval_seconds, 3),
             "train_samples": stats.samples,
-            "train_samples_per_s": round(stats.samples_per_s, 2),
+            "train_samples_per_s": round(samples_per_s, 2),
             "steps": stats.steps,
             "epochs": round(stats.epochs, 3),
             "warmup_steps": stats.warmup_steps,
             "final_loss": stats.final_loss,
+            "data_seconds": round(stats.data_seconds, 3),
+            "compute_seconds": round(stats.compute_seconds, 3),
+            "val_seconds": round(stats.val_seconds, 3),
+            "test_seconds": round(test_seconds, 3),
+            "data_wait_fraction": None if stats.data_wait_fraction is None else round(stats.data_wait_fraction, 4),
+            "eval_samples_per_s": round(eval_samples / eval_seconds, 2) if eval_seconds > 0 else None,
+            "val_evaluations": stats.val_evaluations,
+            "resumed_from_step": stats.resumed_from_step,
+            "rss_scope": measure.rss_peak_scope() if device.type != "cuda" else None,
             **measure.peak_memory_mb(device),
         },
-        "cost": Cost(params=total, trainable_params=trainable, forward_flops_per_sample=flops),
+        "cost": Cost(
+            params=total,
+            trainable_params=trainable,
+            forward_flops_per_sample=flops["forward"],
+            train_flops_per_sample=flops["train"],
+            flops_error=flops["error"],
+            peak_flops=peak,
+            mfu=measure.mfu(flops["train"], samples_per_s, peak),
+        ),
         "skipped": {**skipped, "samples": skipped.get("samples", [])[:100]},
         "data": {
             "train_examples": len(data.train),
-            "eval_examples": len(data.eval),
+            "val_examples": len(data.val),
+            "eval_examples": len(data.test),
+            "splits": list(spec.splits),
             "dataset_fingerprint": spec.dataset_fingerprint,
             **{k: v for k, v in data.info.items() if k.endswith("fingerprint")},
         },
     }
 
 
-def _flops(task: Task, model, head, data: TaskData, batcher: Batcher) -> int | None:
-    """Forward FLOPs for one eval example (for retrieval: both towers, plus the fusion of the pair)."""
-    batch = batcher(data.eval, torch.arange(1), with_targets=False)
-    was_training = model.training
+def _feature_cache(spec: RunSpec, model, data: TaskData, batcher: Batcher, batch_size: int, autocast) -> dict:
+    """With encoders frozen for the whole run, encode the images once (or reuse the cached features)."""
+    train = spec.train
+    per_epoch, total = plan_steps(len(data.train), train)
+    if not features.frozen_for_run(train.freeze_encoders_epochs, per_epoch, total):
+        return {}
+    reason = features.why_not_cached(model, spec.image.augment, train.feature_cache)
+    if reason is not None:
+        return {"feature_cache": {"off": reason}}
+    key = {
+        "dataset": spec.dataset_fingerprint,
+        "splits": list(spec.splits),
+        "image": spec.image.model_dump(mode="json"),
+        "precision": spec.hardware.precision,
+        "device": spec.device,
+    }
+    return features.install(model, data, batcher, key, batch_size, autocast)
+
+
+def _count_flops(task: Task, model, head, data: TaskData, batcher: Batcher, batch_size: int, autocast) -> dict:
+    """FLOPs per training sample (forward + backward, train mode, one real micro-batch: the counter sees every
+    matmul, attention included) and forward FLOPs per eval example (eval mode; for retrieval: both towers plus
+    the fusion of the pair). A count that fails says why in ``error``; nothing is left as None silently."""
+    out: dict[str, Any] = {"train": None, "forward": None, "error": None}
+    errors = []
+    idx = torch.arange(min(batch_size, len(data.train)))
+    aug = batcher.generator.get_state()
+    try:
+        batch = batcher(data.train, idx, train=True)
+    finally:
+        batcher.generator.set_state(aug)  # the count must not move the augmentation stream
+    model.train()
+    head.train()
+    try:
+        with autocast():
+            total = measure.train_flops(lambda: task.loss(model, head, batch), [model, head])
+        out["train"] = round(total / len(idx))
+    except measure.FlopCountError as exc:
+        errors.append(f"train FLOPs: {exc}")
+    one = batcher(data.test, torch.arange(1), with_targets=False)
     model.eval()
+    head.eval()
     try:
         if task.type == "retrieval":
 
@@ -220,6 +382,11 @@ def _flops(task: Task, model, head, data: TaskData, batcher: Batcher) -> int | N
             def fn(b):
                 return head(model(b)["pooled"])
 
-        return measure.forward_flops(fn, batch)
+        out["forward"] = measure.eval_flops(fn, one)
+    except measure.FlopCountError as exc:
+        errors.append(f"forward FLOPs: {exc}")
     finally:
-        model.train(was_training)
+        model.train()
+        head.train()
+    out["error"] = "; ".join(errors) or None
+    return out

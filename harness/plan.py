@@ -17,12 +17,12 @@ from typing import Any
 
 from harness import __version__
 from harness.suite.check import ResolvedModel, task_baseline
-from harness.suite.schema import HardwareSpec, ImageSpec, Suite, TextSpec, TrainSpec
+from harness.suite.schema import NOT_NUMERIC_TRAIN_KEYS, HardwareSpec, ImageSpec, Suite, TextSpec, TrainSpec
 
-NUMERICS_VERSION = 2
+NUMERICS_VERSION = 3
 """Bump when a code change alters the numbers a run produces for the same settings (an optimiser implementation,
 a loss, an evaluation convention): finished runs made by older code then no longer match and are re-run.
-History: 1 = initial; 2 = fused AdamW where torch has it."""
+History: 1 = initial; 2 = fused AdamW where torch has it; 3 = train/val/test protocol (best-on-val checkpoint)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class RunSpec:
     task_spec: dict[str, Any]
     dataset: str
     dataset_spec: dict[str, Any]
-    splits: tuple[str, str]
+    splits: tuple[str, str, str]  # (train, val, test); a carved val reads "train[held-out 10%]"
     model: str
     model_type: str
     model_source: str
@@ -96,6 +96,8 @@ class RunSpec:
     @cached_property
     def fingerprint(self) -> str:
         payload = {k: v for k, v in self.to_json().items() if k not in ("suite", "baseline")}
+        payload["train"] = {k: v for k, v in payload["train"].items() if k not in NOT_NUMERIC_TRAIN_KEYS}
+        payload["hardware"] = {k: v for k, v in payload["hardware"].items() if k != "peak_tflops"}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -114,7 +116,7 @@ def plan_runs(
     models: dict[str, ResolvedModel],
     device: str,
     dataset_fingerprints: dict[str, str],
-    splits: dict[str, tuple[str, str]],
+    splits: dict[str, Any],
     tokenizer_fingerprint: str | None,
 ) -> list[RunSpec]:
     """Expand tasks × models × seeds in suite order (task, then model, then seed)."""
@@ -134,7 +136,7 @@ def plan_runs(
                         task_spec=task_json,
                         dataset=task.dataset,
                         dataset_spec=dataset.model_dump(mode="json"),
-                        splits=splits[tname],
+                        splits=splits[tname].names,
                         model=mname,
                         model_type=m.family.name,
                         model_source=m.family.source,

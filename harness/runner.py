@@ -32,7 +32,7 @@ class Plan:
     models: dict[str, Any]
     device: Any  # torch.device
     sources: dict[str, Any]  # dataset name -> DataSource
-    splits: dict[str, tuple[str, str]]
+    splits: dict[str, Any]  # task -> harness.data.sources.Splits
     tokenizer: Any | None
     tokenizer_fingerprint: str | None
     dataset_fingerprints: dict[str, str]
@@ -53,6 +53,8 @@ class SuiteOutcome:
     records: list[RunRecord] = field(default_factory=list)  # runs this process trained or found finished
     reused: int = 0
     claimed_elsewhere: list[str] = field(default_factory=list)
+    stopped: int = 0  # runs not started because of --fail-fast
+    input_errors: list[str] = field(default_factory=list)  # tasks whose data could not be prepared (bad input)
     seconds: float = 0.0
     report: Any = None  # the report model written at the end (harness.report.model.Report)
 
@@ -68,7 +70,7 @@ def plan_suite(suite: Suite, suite_path: Path, data_root: Path, console, *, buil
     from harness.data.sources import DataSource, dataset_path
     from harness.data.text import load_tokenizer
     from harness.plan import plan_runs
-    from harness.suite.check import check_suite
+    from harness.suite.check import check_suite, task_splits
     from harness.train.precision import check_precision, resolve_device
 
     models = check_suite(suite, suite_path, data_root, build=build)
@@ -86,15 +88,15 @@ def plan_suite(suite: Suite, suite_path: Path, data_root: Path, console, *, buil
     splits, fingerprints = {}, {}
     for tname, t in suite.tasks.items():
         src = sources[t.dataset]
-        splits[tname] = src.splits(t.type, t.train_split, t.eval_split)
-        fingerprints[tname] = src.fingerprint(t.type, splits[tname])  # loads both splits (memoised)
+        splits[tname] = task_splits(src, t)
+        fingerprints[tname] = src.fingerprint(t.type, splits[tname])  # loads the splits (memoised)
     text_models = {m for t in suite.tasks.values() for m in t.models if "text" in models[m].family.modalities}
     tokenizer, tok_fp = None, None
     if text_models:
         corpus = [
             text
             for tname, t in suite.tasks.items()
-            for text in _texts(t, sources[t.dataset].load(t.type, splits[tname][0]))
+            for text in _texts(t, sources[t.dataset].records(t.type, splits[tname])[0])
         ]
         tokenizer, tok_fp = load_tokenizer(suite.text, corpus)
         console.log(f"tokenizer: {suite.text.tokenizer} ({len(tokenizer)} tokens)")
@@ -115,8 +117,12 @@ def _freeze_imports() -> None:
         _frozen = True
 
 
-def prepare_data(plan: Plan, tasks: set[str], console):
-    """Turn the splits of ``tasks`` into tensors (decoded-image cache, token cache): the shared run context."""
+def prepare_data(plan: Plan, tasks: set[str], console, *, isolate: bool = False):
+    """Turn the splits of ``tasks`` into tensors (decoded-image cache, token cache): the shared run context.
+
+    With ``isolate``, a task whose data cannot be prepared (a bad image under ``on_bad_sample: error``) does not
+    stop the others: returns ``(context, {task: error})`` and the runner fails that task's runs with the error."""
+    from harness.errors import UserError
     from harness.execute import SharedContext
     from harness.tasks import task_registry
     from harness.tasks.base import PrepareContext
@@ -125,7 +131,8 @@ def prepare_data(plan: Plan, tasks: set[str], console):
     suite, models = plan.suite, plan.models
     registry = task_registry()
     task_objs = {tname: registry.get(t.type)(tname, t) for tname, t in suite.tasks.items()}
-    data = {}
+    data: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for tname, t in suite.tasks.items():
         if tname not in tasks:
             continue
@@ -144,9 +151,17 @@ def prepare_data(plan: Plan, tasks: set[str], console):
             truncation=suite.text.truncation,
         )
         start = time.perf_counter()
-        data[tname] = task_objs[tname].prepare(src, plan.splits[tname], pctx)
+        try:
+            data[tname] = task_objs[tname].prepare(src, plan.splits[tname], pctx)
+        except UserError as exc:
+            if not isolate:
+                raise
+            errors[tname] = str(exc)
+            console.log(f"[red]task {tname}: its data cannot be prepared[/red]: {exc}")
+            continue
         console.log(
-            f"task {tname}: {len(data[tname].train)} train / {len(data[tname].eval)} eval examples "
+            f"task {tname}: {len(data[tname].train)} train / {len(data[tname].val)} val / "
+            f"{len(data[tname].test)} test examples "
             f"({time.perf_counter() - start:.1f}s)"
         )
     for name, src in plan.sources.items():
@@ -156,7 +171,7 @@ def prepare_data(plan: Plan, tasks: set[str], console):
                 f"(on_bad_sample: skip; listed in the report)"
             )
     skipped = {tname: plan.sources[t.dataset].issues.summary() for tname, t in suite.tasks.items()}
-    return SharedContext(
+    ctx = SharedContext(
         plan.device,
         suite.image,
         suite.text.max_length,
@@ -167,6 +182,7 @@ def prepare_data(plan: Plan, tasks: set[str], console):
         environment(plan.device),
         skipped,
     )
+    return (ctx, errors) if isolate else ctx
 
 
 def prepare(suite: Suite, suite_path: Path, data_root: Path, console):
@@ -183,8 +199,131 @@ def _texts(task, records) -> list[str]:
     return [task.prompt]
 
 
-def run_suite(suite: Suite, suite_path: Path, out_dir: Path, data_root: Path, console) -> SuiteOutcome:
-    """Execute every planned run that is not finished (claiming each one first) and write the report."""
+@dataclass(frozen=True)
+class Selection:
+    """A subset of the plan (``--tasks/--models/--seeds``); None means all."""
+
+    tasks: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+
+    def check(self, suite: Suite) -> None:
+        from harness.errors import UserError
+        from harness.suite.loader import unknown_name
+
+        for flag, chosen, known in (
+            ("--tasks", self.tasks, list(suite.tasks)),
+            ("--models", self.models, list(suite.models)),
+            ("--seeds", self.seeds, list(suite.seeds)),
+        ):
+            for value in chosen or ():
+                if value not in known:
+                    what = flag[2:-1]
+                    raise UserError(f"{flag}: {unknown_name(what, value, known)} (the suite's {flag[2:]}: {known})")
+
+    def keep(self, spec: RunSpec) -> bool:
+        return (
+            (self.tasks is None or spec.task in self.tasks)
+            and (self.models is None or spec.model in self.models)
+            and (self.seeds is None or spec.seed in self.seeds)
+        )
+
+
+def select_runs(plan: Plan, selection: Selection | None) -> list[RunSpec]:
+    """The planned runs that ``selection`` keeps (all of them without one); an empty selection is an error."""
+    from harness.errors import UserError
+
+    if selection is None:
+        return list(plan.runs)
+    selection.check(plan.suite)
+    runs = [s for s in plan.runs if selection.keep(s)]
+    if not runs:
+        raise UserError(
+            "the selection (--tasks/--models/--seeds) matches no run of the suite: no task of the selection runs any "
+            "of the selected models; see `xmbench run SUITE --dry-run` for the plan"
+        )
+    return runs
+
+
+@dataclass(frozen=True)
+class RunState:
+    """One planned run as ``--dry-run`` shows it."""
+
+    spec: RunSpec
+    state: str  # done | failed | claimed | to run
+    estimate_s: float | None = None
+    note: str = ""
+
+
+def dry_run(plan: Plan, out_dir: Path, runs: list[RunSpec]) -> list[RunState]:
+    """Each run's state on disk and a time estimate from finished runs of similar size (same task and model,
+    else same task and model type) in this folder."""
+    from harness.results.record import read_record
+    from harness.results.store import LOCK, RunLock
+    from harness.train.checkpoint import Checkpoints
+
+    done: dict[tuple[str, str], list[float]] = {}
+    by_type: dict[tuple[str, str], list[float]] = {}
+    records = {}
+    for spec in plan.runs:
+        record = read_record(out_dir / spec.folder, spec.fingerprint)
+        records[spec.fingerprint] = record
+        if record is not None and record.ok and record.timings.wall_seconds > 0:
+            per_step = record.timings.wall_seconds / max(1, record.timings.steps)
+            done.setdefault((spec.task, spec.model), []).append(per_step)
+            by_type.setdefault((spec.task, spec.model_type), []).append(per_step)
+    out = []
+    for spec in runs:
+        record = records[spec.fingerprint]
+        folder = out_dir / spec.folder
+        note = ""
+        if record is not None and record.ok:
+            state = "done"
+        elif (folder / LOCK).is_file() and RunLock(folder).looks_held():
+            state, note = "claimed", RunLock(folder).holder()
+        else:
+            state = "failed" if record is not None else "to run"
+            if spec.train.checkpoint_every:
+                steps = Checkpoints(folder, spec.fingerprint).steps()
+                if steps:
+                    note = f"resumes from step {steps[-1][0]}"
+            if record is not None:
+                note = (note + "; " if note else "") + f"runs again ({record.error})"
+        estimate = None
+        if state != "done":
+            per_step = done.get((spec.task, spec.model)) or by_type.get((spec.task, spec.model_type))
+            if per_step:
+                estimate = sum(per_step) / len(per_step) * _planned_steps(plan, spec)
+        out.append(RunState(spec, state, estimate, note))
+    return out
+
+
+def _planned_steps(plan: Plan, spec: RunSpec) -> int:
+    """Optimiser steps of a run, from the size of its train split (records loaded at planning)."""
+    from harness.train.loop import plan_steps
+
+    src = plan.sources[spec.dataset]
+    train_records = src.records(spec.task_type, plan.splits[spec.task])[0]
+    n = len(getattr(train_records, "texts", None) or getattr(train_records, "questions", None) or train_records.paths)
+    return plan_steps(n, spec.train)[1]
+
+
+def run_suite(
+    suite: Suite,
+    suite_path: Path,
+    out_dir: Path,
+    data_root: Path,
+    console,
+    *,
+    selection: Selection | None = None,
+    fail_fast: bool = False,
+    tensorboard: bool = False,
+) -> SuiteOutcome:
+    """Execute every selected run that is not finished (claiming each one first) and write the report.
+
+    A run that fails is recorded and the suite goes on (``fail_fast`` stops at the first failure). A task whose
+    data cannot be prepared (a bad image under ``on_bad_sample: error``) is bad input: its runs do not start and
+    nothing is written for them, the other tasks' runs go on, and ``outcome.input_errors`` says why."""
     from harness.execute import execute_run
     from harness.results.record import read_record
     from harness.results.store import RunLock
@@ -192,9 +331,10 @@ def run_suite(suite: Suite, suite_path: Path, out_dir: Path, data_root: Path, co
 
     start = time.perf_counter()
     plan = plan_suite(suite, suite_path, data_root, console)
+    selected = select_runs(plan, selection)
     outcome = SuiteOutcome(out_dir)
     pending = []
-    for spec in plan.runs:
+    for spec in selected:
         record = read_record(out_dir / spec.folder, spec.fingerprint)
         if record is not None and record.ok:
             outcome.records.append(record)
@@ -203,9 +343,18 @@ def run_suite(suite: Suite, suite_path: Path, out_dir: Path, data_root: Path, co
             pending.append(spec)
     if outcome.reused:
         console.log(f"reusing {outcome.reused} finished run(s) with matching fingerprints")
-    ctx = prepare_data(plan, {s.task for s in pending}, console) if pending else None
-    steps = {s.run_id: plan_steps(len(ctx.data[s.task].train), s.train)[1] for s in pending}
-    with _Progress(console, sum(steps.values()), len(pending)) as progress:
+    ctx, data_errors = prepare_data(plan, {s.task for s in pending}, console, isolate=True) if pending else (None, {})
+    if data_errors:  # bad input: these tasks' runs do not start (nothing is written for them); the others go on
+        outcome.input_errors = list(data_errors.values())
+        blocked = [s for s in pending if s.task in data_errors]
+        pending = [s for s in pending if s.task not in data_errors]
+        console.log(f"[red]{len(blocked)} run(s) of task(s) {', '.join(data_errors)} not started: bad input[/red]")
+    executed = 0
+    steps = {
+        s.run_id: plan_steps(len(ctx.data[s.task].train), s.train)[1] if s.task in ctx.data else 0 for s in pending
+    }
+    tb_root = out_dir / "tensorboard" if tensorboard else None
+    with _Progress(console, steps, len(pending)) as progress:
         for i, spec in enumerate(pending):
             lock = RunLock(out_dir / spec.folder)
             if not lock.acquire():
@@ -223,14 +372,21 @@ def run_suite(suite: Suite, suite_path: Path, out_dir: Path, data_root: Path, co
                     progress.skip(steps[spec.run_id])
                     continue
                 progress.start_run(i, spec.run_id, steps[spec.run_id])
-                record = execute_run(spec, ctx, out_dir, progress.step)
+                record = execute_run(spec, ctx, out_dir, progress.step, tensorboard=tb_root)
+                executed += 1
             finally:
                 lock.release()
             outcome.records.append(record)
             progress.end_run(record)
+            if fail_fast and not record.ok:
+                left = len(pending) - i - 1
+                console.log(f"[red]--fail-fast[/red]: stopping after the first failed run ({left} run(s) not started)")
+                outcome.stopped = left
+                break
     order = {s.fingerprint: i for i, s in enumerate(plan.runs)}
     outcome.records.sort(key=lambda r: order.get(r.fingerprint, len(order)))
-    outcome.report = write_plan_report(plan, out_dir)
+    if executed or not outcome.input_errors:  # a folder where nothing ran is left exactly as it was
+        outcome.report = write_plan_report(plan, out_dir)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -246,9 +402,11 @@ def write_plan_report(plan: Plan, out_dir: Path, runs: list[RunSpec] | None = No
 
 
 class _Progress:
-    """Rich progress bar over all training steps of the pending runs, with an ETA; a line per finished run."""
+    """Two rich progress bars with ETAs: the suite (every training step of the pending runs) and the run in
+    progress (its steps); a line per finished run. Quiet when the console is not a terminal (CI logs, files):
+    then only the per-run lines are printed."""
 
-    def __init__(self, console, total_steps: int, n_runs: int) -> None:
+    def __init__(self, console, steps: dict[str, int], n_runs: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -259,6 +417,7 @@ class _Progress:
         )
 
         self.console, self.n_runs = console, n_runs
+        self.live = bool(getattr(console, "is_terminal", False))
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -269,9 +428,13 @@ class _Progress:
             TimeRemainingColumn(),
             console=console,
             transient=True,
+            disable=not self.live,
         )
-        self.bar = self.progress.add_task("runs", total=max(1, total_steps))
-        self.total, self.done, self.t0 = total_steps, 0, time.perf_counter()
+        total = sum(steps.values())
+        self.suite_bar = self.progress.add_task(f"suite: {n_runs} run(s)", total=max(1, total))
+        self.run_bar = self.progress.add_task("run", total=1, visible=False)
+        self.total, self.done, self.t0 = total, 0, time.perf_counter()
+        self.finished = 0
 
     def __enter__(self):
         self.progress.__enter__()
@@ -281,35 +444,45 @@ class _Progress:
         self.progress.__exit__(*exc)
 
     def start_run(self, i: int, run_id: str, steps: int) -> None:
-        self.run_start, self.run_done = time.perf_counter(), 0
-        self.progress.update(self.bar, description=f"[{i + 1}/{self.n_runs}] {run_id}")
+        self.run_start = time.perf_counter()
+        self.progress.reset(self.run_bar, total=max(1, steps), description=f"[{i + 1}/{self.n_runs}] {run_id}")
+        self.progress.update(self.run_bar, visible=True)
 
     def step(self, n: int) -> None:
         self.done += 1
-        self.progress.advance(self.bar)
+        self.progress.advance(self.suite_bar)
+        self.progress.update(self.run_bar, completed=n)
 
     def skip(self, steps: int) -> None:
         """A run that another process trains (or finished): take its steps out of the total."""
         self.total -= steps
-        self.progress.update(self.bar, total=max(1, self.total))
+        self.progress.update(self.suite_bar, total=max(1, self.total))
 
     def end_run(self, record: RunRecord) -> None:
+        self.finished += 1
         elapsed = time.perf_counter() - self.t0
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        self.progress.update(self.suite_bar, description=f"suite: {self.finished}/{self.n_runs} run(s)")
         if record.ok:
             main = ", ".join(f"{k}={v:.2f}" for k, v in list(record.metrics.items())[:3])
+            sel = record.selection or {}
+            picked = f" (test, step {sel['step']} best on val {sel['metric']})" if sel.get("step") else ""
             self.console.log(
-                f"done {record.run_id} in {time.perf_counter() - self.run_start:.1f}s: {main} (ETA {eta:.0f}s)"
+                f"done {record.run_id} in {time.perf_counter() - self.run_start:.1f}s: {main}{picked} "
+                f"(suite ETA {eta:.0f}s)"
             )
         else:
             self.console.log(f"[red]failed[/red] {record.run_id}: {record.error}")
 
 
-def failures_message(outcome: SuiteOutcome) -> str:
+def failures_lines(outcome: SuiteOutcome) -> list[str]:
+    """One line per failed run, then a summary line (printed by ``xmbench run``, which then exits with 1)."""
     failed = outcome.failed
-    first = failed[0]
-    return (
-        f"{len(failed)} of {len(outcome.records)} runs failed; first: {first.run_id}: {first.error} "
-        f"(details in {outcome.out_dir}/runs/.../error.json; finished runs are kept and reused)"
+    lines = [f"failed: {r.run_id}: {r.error}" for r in failed]
+    stopped = f"; {outcome.stopped} run(s) not started (--fail-fast)" if outcome.stopped else ""
+    lines.append(
+        f"{len(failed)} of {len(outcome.records)} runs failed{stopped} (details in {outcome.out_dir}/runs/.../"
+        "error.json; finished runs are kept and reused, failed ones run again next time)"
     )
+    return lines

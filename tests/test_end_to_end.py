@@ -12,7 +12,7 @@ import torch
 
 from harness.cli import main
 
-REQUIRED_COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "metric", "value"]
+REQUIRED_COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "split", "metric", "value"]
 
 
 def test_results_csv_shape(tiny_run: Path) -> None:
@@ -26,6 +26,7 @@ def test_results_csv_shape(tiny_run: Path) -> None:
         for s in (0, 1)
     }
     assert runs == expected
+    assert set(df["split"]) == {"test", "val"}  # test: scored once with the state selected on val
     assert set(df["task_type"]) == {"vqa", "classification", "retrieval"}
     assert set(df["kind"]) == {"image", "text", "cross_modal"}
     per_task = df.groupby("task")["metric"].agg(set).to_dict()
@@ -33,8 +34,8 @@ def test_results_csv_shape(tiny_run: Path) -> None:
     assert {"vqa_accuracy"} <= per_task["vqa"]
     assert {"txt_r1", "txt_r5", "txt_r10", "img_r1", "img_r5", "img_r10", "r_mean"} <= per_task["ret"]
     assert df["value"].between(0, 100).all()
-    # one row per (run, metric)
-    assert not df.duplicated(["task", "model", "seed", "metric"]).any()
+    # one row per (run, split, metric)
+    assert not df.duplicated(["task", "model", "seed", "split", "metric"]).any()
 
 
 def test_run_folders(tiny_run: Path) -> None:
@@ -115,11 +116,11 @@ def test_nan_loss_fails_one_run_and_keeps_others(tiny_suite, tmp_path: Path, mon
         return value * float("nan") if model.kind == "cross_modal" else value
 
     monkeypatch.setattr(VqaTask, "loss", loss)
-    assert main(["run", str(path), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(
-        "xmbench: error: 1 of 2 runs failed; first: vqa/xbert/seed0: non-finite loss (nan) at step 1/3"
-    )
+    assert main(["run", str(path), "--out", str(out)]) == 1  # a run failed: exit 1, every failure listed
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith("xmbench: failed: vqa/xbert/seed0: non-finite loss (nan) at step 1/3")
+    assert err[-1].startswith("xmbench: 1 of 2 runs failed")
+    assert "Traceback" not in "\n".join(err)
     assert len(list((out / "runs").rglob("error.json"))) == 1
     assert len(list((out / "runs").rglob("metrics.json"))) == 1
     assert "## Failed runs" in (out / "report.md").read_text()
@@ -159,6 +160,6 @@ def test_same_suite_twice_gives_identical_numbers(tiny_suite, tmp_path: Path) ->
         assert main(["run", str(path), "--out", str(tmp_path / out)]) == 0
         frames.append(pd.read_csv(tmp_path / out / "results.csv"))
         log = (next((tmp_path / out / "runs").rglob("log.jsonl"))).read_text().splitlines()
-        frames.append(pd.DataFrame([json.loads(x)["loss"] for x in log]))
+        frames.append(pd.DataFrame([row["loss"] for row in map(json.loads, log) if "loss" in row]))
     pd.testing.assert_frame_equal(frames[0], frames[2])
     pd.testing.assert_frame_equal(frames[1], frames[3])

@@ -49,11 +49,12 @@ def test_two_concurrent_runs_write_every_run_exactly_once(tiny_suite, tmp_path: 
             and metrics["fingerprint"] == json.loads((folder / "spec.json").read_text())["fingerprint"]
         )
         log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+        log = [r for r in log if r.get("split") != "val"]  # training lines (val evaluations share their step)
         assert [r["step"] for r in log] == sorted({r["step"] for r in log}) and log[0]["step"] == 1  # one attempt
         assert json.loads((folder / ".lock").read_text())["released"] is True
     assert len(list((out / "runs").glob("*/*/*"))) == 4
     df = pd.read_csv(out / "results.csv")  # the last process to finish reports every run
-    assert len(df[df["metric"] == "top1"]) == 4
+    assert len(df[(df["metric"] == "top1") & (df["split"] == "test")]) == 4
 
 
 def test_a_run_claimed_by_a_live_process_is_skipped(tiny_suite, tmp_path: Path, capsys) -> None:
@@ -102,7 +103,11 @@ def test_report_holds_exactly_the_current_plan(tiny_suite, tmp_path: Path, capsy
     out = tmp_path / "out"
     old = _cls_suite(tiny_suite, seeds=[0, 1])
     assert main(["run", str(old), "--out", str(out)]) == 0
-    old_top1 = pd.read_csv(out / "results.csv").query("metric == 'top1' and model == 'vit'")["value"].tolist()
+    old_top1 = (
+        pd.read_csv(out / "results.csv")
+        .query("metric == 'top1' and model == 'vit' and split == 'test'")["value"]
+        .tolist()
+    )
     # The suite changes: vit gets another learning rate (a new config), and seed 1 is dropped.
     new = tiny_suite(
         seeds=[0],
@@ -125,7 +130,7 @@ def test_report_holds_exactly_the_current_plan(tiny_suite, tmp_path: Path, capsy
     assert summary["missing"] == ["cls/vit/seed0"] and len(summary["not_part_of_this_plan"]) == 3
     assert main(["run", str(new), "--out", str(out)]) == 0  # trains the new vit; the old folders stay
     df = pd.read_csv(out / "results.csv")
-    new_top1 = df.query("metric == 'top1' and model == 'vit'")["value"].tolist()
+    new_top1 = df.query("metric == 'top1' and model == 'vit' and split == 'test'")["value"].tolist()
     assert len(new_top1) == 1 and len(list((out / "runs" / "cls" / "vit").iterdir())) == 3
     assert len(old_top1) == 2
 
@@ -145,13 +150,13 @@ def test_corrupt_or_nan_metrics_are_failed_runs(tiny_suite, tmp_path: Path, caps
     assert "| cls/vit/seed0 |" in failed and "corrupt run record" in failed
     assert "| cls/xbert/seed1 |" in failed and "metric 'top1' is nan, not a finite number" in failed
     df = pd.read_csv(out / "results.csv")
-    assert sorted(df.query("metric == 'top1'")["run_id"]) == ["cls/vit/seed1", "cls/xbert/seed0"]
+    assert sorted(df.query("metric == 'top1' and split == 'test'")["run_id"]) == ["cls/vit/seed1", "cls/xbert/seed0"]
     rows = [line for line in md.splitlines() if line.startswith(("| vit", "| xbert"))]
     assert all(line.rstrip().endswith("| 1 |") for line in rows), rows  # one seed each, said so
     capsys.readouterr()
     assert main(["run", str(path), "--out", str(out)]) == 0  # the two broken runs are trained again
     assert "2 reused" in " ".join(capsys.readouterr().err.split())
-    assert len(pd.read_csv(out / "results.csv").query("metric == 'top1'")) == 4
+    assert len(pd.read_csv(out / "results.csv").query("metric == 'top1' and split == 'test'")) == 4
 
 
 def _vit() -> dict:

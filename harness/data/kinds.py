@@ -26,12 +26,15 @@ class DatasetKind:
 
     Attributes:
         name: the suite's ``kind``.
-        splits: task type -> default (train split, eval split); ``{year}`` is filled from the dataset spec.
+        splits: task type -> default (train, val, test) splits; ``{year}`` is filled from the dataset spec. A val of
+            None means the layout has no val split with annotations: the val split is then a held-out part of the
+            train split (``heldout_fraction`` of its images, unless the task sets ``val_fraction``).
         synthetic_subdir: where this kind lives inside the built-in synthetic dataset.
     """
 
     name: ClassVar[str] = ""
-    splits: ClassVar[dict[str, tuple[str, str]]] = {}
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {}
+    heldout_fraction: ClassVar[float] = 0.1
     synthetic_subdir: ClassVar[str] = ""
     split_names: ClassVar[tuple[str, ...] | None] = None  # the only split names the kind knows, when it is a fixed set
 
@@ -42,16 +45,20 @@ class DatasetKind:
     def serves(cls, task_type: str) -> bool:
         return task_type in cls.splits
 
-    def default_splits(self, task_type: str) -> tuple[str, str]:
+    def default_splits(self, task_type: str) -> tuple[str, str | None, str]:
         year = getattr(self.source.spec, "year", 2014)
-        train, eval_ = self.splits[task_type]
-        return train.format(year=year), eval_.format(year=year)
+        train, val, test = self.splits[task_type]
+        return train.format(year=year), None if val is None else val.format(year=year), test.format(year=year)
+
+    def default_val(self, task_type: str, train: str) -> str | None:
+        """The val split that goes with ``train`` (None: hold out part of ``train``)."""
+        return self.default_splits(task_type)[1]
 
     def load(self, task_type: str, split: str) -> Any:
         """Records of one split for one task type."""
         raise NotImplementedError
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         """Raise a UserError when a file or folder that :meth:`load` needs is missing (no parsing)."""
         raise NotImplementedError
 
@@ -70,7 +77,7 @@ class ImageFolderKind(DatasetKind):
     """``ROOT/[SPLIT/]CLASS/*.jpg`` (see :mod:`harness.data.imagefolder`)."""
 
     name = "imagefolder"
-    splits: ClassVar[dict[str, tuple[str, str]]] = {"classification": ("train", "test")}
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {"classification": ("train", "val", "test")}
     synthetic_subdir = "imagefolder"
     split_names = imagefolder.SPLITS
 
@@ -78,7 +85,7 @@ class ImageFolderKind(DatasetKind):
         spec = self.source.spec
         return imagefolder.load_imagefolder(self.source.root, split, spec.split_ratios, spec.split_seed)
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         for split in splits:  # listing folders is cheap: load both splits (>= 2 classes, no empty class)
             self.load(task_type, split)
 
@@ -88,7 +95,7 @@ class Vqa2Kind(DatasetKind):
     """VQA v2: questions + annotations per split, COCO images (see :mod:`harness.data.vqa`)."""
 
     name = "vqa2"
-    splits: ClassVar[dict[str, tuple[str, str]]] = {"vqa": ("train2014", "val2014")}
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {"vqa": ("train2014", None, "val2014")}
 
     def load(self, task_type: str, split: str):
         src = self.source
@@ -97,7 +104,7 @@ class Vqa2Kind(DatasetKind):
         images = vqa.find_images_root(src.root, src.images_setting(), split)
         return vqa.load_vqa(src.root, images, split, src.issues)
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         for split in splits:
             vqa.vqa_files(self.source.root, split)
             vqa.find_images_root(self.source.root, self.source.images_setting(), split)
@@ -154,7 +161,7 @@ class _CaptionKind(DatasetKind):
     def load_karpathy(self, path: Path, wanted: set[str]):
         raise NotImplementedError
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         for split in splits:
             layout, _ = self._retrieval_file(split)
             self.source.images_root(self.image_marker(layout, split))
@@ -165,12 +172,18 @@ class CocoKind(_CaptionKind):
     """COCO 2014/2017: instances (multi-label) and captions (retrieval; Karpathy or LAVIS splits)."""
 
     name = "coco"
-    splits: ClassVar[dict[str, tuple[str, str]]] = {
-        "multilabel": ("train{year}", "val{year}"),
-        "retrieval": ("train", "test"),
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {
+        "multilabel": ("train{year}", None, "val{year}"),
+        "retrieval": ("train", "val", "test"),
     }
     karpathy_file = "dataset_coco.json"
     lavis_file = "coco_karpathy_{split}.json"
+
+    def default_val(self, task_type: str, train: str) -> str | None:
+        """Karpathy/LAVIS retrieval has a val split; the raw ``captions_<split>`` files have none."""
+        if task_type == "retrieval" and train not in KARPATHY_SPLITS:
+            return None
+        return super().default_val(task_type, train)
 
     def image_marker(self, layout: str, split: str) -> str:
         if layout == "lavis":
@@ -196,7 +209,7 @@ class CocoKind(_CaptionKind):
             return coco.load_karpathy(path, root, wanted, src.issues, locate=_coco2017_locator(root))
         return coco.load_karpathy(path, root, wanted, src.issues)
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         if task_type == "retrieval" and all(s in KARPATHY_SPLITS for s in splits):
             return super().check_layout(task_type, splits)
         kind = "instances" if task_type == "multilabel" else "captions"
@@ -211,7 +224,7 @@ class Flickr30kKind(_CaptionKind):
     """Flickr30k: Karpathy ``dataset_flickr30k.json`` or the LAVIS ``flickr30k_{split}.json`` files."""
 
     name = "flickr30k"
-    splits: ClassVar[dict[str, tuple[str, str]]] = {"retrieval": ("train", "test")}
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {"retrieval": ("train", "val", "test")}
     synthetic_subdir = "flickr30k"
     karpathy_file = "dataset_flickr30k.json"
     lavis_file = "flickr30k_{split}.json"

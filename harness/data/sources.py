@@ -7,7 +7,9 @@ else ``$XMBENCH_DATA``, else the current directory. Switching synthetic -> real 
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,35 @@ def dataset_path(name: str, spec, data_root: Path, synthetic: SyntheticSpec, gen
     return path
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of a task: train, val and test. ``val`` None means a held-out part of the train split:
+    ``val_fraction`` of its images (whole images, so no caption or question of a val image is trained on), chosen
+    by a hash of each image's path relative to the dataset root, so the carve-out is the same on every machine and
+    for every order of the annotation file."""
+
+    train: str
+    val: str | None
+    test: str
+    val_fraction: float | None = None
+
+    @property
+    def val_label(self) -> str:
+        if self.val is not None:
+            return self.val
+        return f"{self.train}[held-out {100 * (self.val_fraction or 0):g}%]"
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """(train, val, test) as shown in specs and reports."""
+        return self.train, self.val_label, self.test
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The dataset splits that are read (a held-out val reads nothing beyond train)."""
+        return tuple(dict.fromkeys(s for s in (self.train, self.val, self.test) if s is not None))
+
+
 class DataSource:
     """An opened dataset: its kind (layout), root, bad-sample accounting, loaded splits and fingerprint.
 
@@ -88,9 +119,58 @@ class DataSource:
             f"'images' to the folder that contains {marker}/ (see docs/datasets.md)"
         )
 
-    def splits(self, task_type: str, train: str | None, eval_: str | None) -> tuple[str, str]:
-        default = self.layout.default_splits(task_type)
-        return (train or default[0], eval_ or default[1])
+    def splits(
+        self,
+        task_type: str,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        val_fraction: float | None = None,
+    ) -> Splits:
+        """The task's splits: what the suite names, else the kind's defaults (see :class:`Splits`)."""
+        d_train, _, d_test = self.layout.default_splits(task_type)
+        train, test = train or d_train, test or d_test
+        if val_fraction is not None:
+            return Splits(train, None, test, val_fraction)
+        explicit = val is not None
+        val = val or self.layout.default_val(task_type, train)
+        if val is None:
+            return Splits(train, None, test, self.layout.heldout_fraction)
+        if val in (train, test):
+            other = "train_split" if val == train else "test_split"
+            how = "is" if explicit else "defaults to"
+            raise UserError(
+                f"datasets.{self.name}: the task's val_split {how} {val!r}, the same as its {other}, so checkpoints "
+                "would be selected on examples it trains on or is scored on; name another val_split, or set "
+                "val_fraction to hold out part of the train split"
+            )
+        return Splits(train, val, test)
+
+    def records(self, task_type: str, splits: Splits) -> tuple[Any, Any, Any]:
+        """(train, val, test) records; a held-out val is carved out of the train split."""
+        train = self.load(task_type, splits.train)
+        if splits.val is None:
+            train, val = self.carve(train, splits.val_fraction or 0.0, splits.train)
+        else:
+            val = self.load(task_type, splits.val)
+        return train, val, self.load(task_type, splits.test)
+
+    def carve(self, records: Any, fraction: float, split: str) -> tuple[Any, Any]:
+        """Split ``records`` into (rest, held out) by whole images: the ``round(fraction * n)`` images (at least one)
+        with the smallest hash of their relative path are held out."""
+        n = len(records.paths)
+        n_val = max(1, round(fraction * n))
+        if n_val >= n:
+            raise UserError(
+                f"datasets.{self.name}: split {split!r} has {n} image(s): too few to hold out {100 * fraction:g}% "
+                "as the val split; lower the task's val_fraction or name a val_split"
+            )
+        keys = [hashlib.blake2b(_relative(p, self.root).encode(), digest_size=8).digest() for p in records.paths]
+        order = sorted(range(n), key=lambda i: (keys[i], i))
+        held = set(order[:n_val])
+        rest, _ = records.without_images(held)
+        val, _ = records.without_images(set(range(n)) - held)
+        return rest, val
 
     def load(self, task_type: str, split: str):
         """Records for one split of one task type (see :mod:`harness.data.records`)."""
@@ -103,7 +183,7 @@ class DataSource:
                 skipped = f" after skipping {len(self.issues.skipped)} bad sample(s)" if self.issues.skipped else ""
                 raise UserError(
                     f"{files}: split {split!r} of dataset {self.name!r} has no samples{skipped}; check the file, or "
-                    "choose another split (the task's train_split / eval_split)"
+                    "choose another split (the task's train_split / val_split / test_split)"
                 )
             self._loaded[key] = (records, self.files)
         return self._loaded[key][0]
@@ -114,15 +194,15 @@ class DataSource:
         self.files.add(path)
         return path
 
-    def check_layout(self, task_type: str, splits: tuple[str, str]) -> None:
+    def check_layout(self, task_type: str, splits: Splits) -> None:
         """Files and folders the splits need are present (``xmbench validate``; nothing is parsed)."""
-        self.layout.check_layout(task_type, splits)
+        self.layout.check_layout(task_type, splits.files)
 
-    def fingerprint(self, task_type: str, splits: tuple[str, ...]) -> str:
+    def fingerprint(self, task_type: str, splits: Splits) -> str:
         """Hash of the annotation files read for these splits plus their image lists (cheap: no image bytes)."""
         files: set[Path] = set()
         names: list[str] = []
-        for split in splits:
+        for split in splits.files:
             rec = self.load(task_type, split)
             files |= self._loaded[(task_type, split)][1]
             names += [_relative(p, self.root) for p in rec.paths]

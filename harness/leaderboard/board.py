@@ -34,9 +34,19 @@ from typing import Any
 from harness.report.model import Cell, metric_cell
 from harness.results.folder import ResultsFolder
 from harness.results.record import RunRecord
+from harness.suite.schema import NOT_NUMERIC_TRAIN_KEYS
 
 # task_spec keys that do not change what is measured (names, splits counted separately, who may take part)
-_TASK_KEYS_LEFT_OUT = {"type", "dataset", "train_split", "eval_split", "blind_baselines"}
+_TASK_KEYS_LEFT_OUT = {
+    "type",
+    "dataset",
+    "train_split",
+    "val_split",
+    "test_split",
+    "val_fraction",
+    "eval_split",
+    "blind_baselines",
+}
 # shown first, in this order, in the board's settings line
 KEY_ORDER = ("dataset", "split", "metric convention", "precision")
 
@@ -158,7 +168,8 @@ def comparability(spec: dict[str, Any]) -> dict[str, str]:
         "metric convention": f"{spec.get('task_type')} v{spec.get('numerics_version')}",
         "precision": str((spec.get("hardware") or {}).get("precision")),
     }
-    _flat("", spec.get("train") or {}, out)
+    train = {k: v for k, v in (spec.get("train") or {}).items() if k not in NOT_NUMERIC_TRAIN_KEYS}
+    _flat("", train, out)
     _flat("image.", spec.get("image") or {}, out)
     if spec.get("text"):
         _flat("text.", spec["text"], out)

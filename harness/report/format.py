@@ -442,12 +442,16 @@ def override_cells(o: dict[str, Any]) -> list[str]:
 COST_COLUMNS = [  # (frame column, header, formatter)
     ("params_M", "params (M)", lambda v: num(v, 2)),
     ("trainable_M", "trainable (M)", lambda v: num(v, 2)),
-    ("GFLOPs_per_sample", "GFLOPs/sample", lambda v: sig(v, 3)),
+    ("GFLOPs_per_sample", "eval GFLOPs/sample", lambda v: sig(v, 3)),
+    ("train_GFLOPs_per_sample", "train GFLOPs/sample", lambda v: sig(v, 3)),
     ("train_s", "train s", lambda v: num(v, 1)),
+    ("data_wait_pct", "data wait %", lambda v: num(v, 1)),
     ("train_samples_per_s", "train samples/s", lambda v: num(v, 0)),
     ("eval_s", "eval s", lambda v: num(v, 1)),
+    ("eval_samples_per_s", "eval samples/s", lambda v: num(v, 0)),
     ("peak_rss_MB", "peak RSS (MB)", lambda v: num(v, 0)),
     ("cuda_peak_MB", "CUDA peak (MB)", lambda v: num(v, 0)),
+    ("mfu_pct", "MFU %", lambda v: num(v, 1)),
 ]
 
 
@@ -491,7 +495,16 @@ def throughput_rows(report: Report, task: TaskSection) -> list[list[str]]:
     return rows
 
 
-CURVE_HEADER = ["model", "seeds", "last step", "first loss (mean)", "final loss (mean)"]
+CURVE_HEADER = [
+    "model",
+    "seeds",
+    "last step",
+    "first loss (mean)",
+    "final loss (mean)",
+    "val evaluations",
+    "selected step(s)",
+    "best val (mean)",
+]
 
 
 def curve_rows(curves: list[Curve], order: list[str]) -> list[list[str]]:
@@ -506,6 +519,12 @@ def curve_rows(curves: list[Curve], order: list[str]) -> list[list[str]]:
         firsts = [c.loss[0] for c in cs if c.loss and finite(c.loss[0])]
         lasts = [c.loss[-1] for c in cs if c.loss and finite(c.loss[-1])]
         steps = [c.steps[-1] for c in cs if c.steps]
+        evals = [len(c.val_steps) for c in cs]
+        picked = [c.best_step for c in cs if c.best_step is not None]
+        best = [
+            v for c in cs for s, v in zip(c.val_steps, c.val_values, strict=False) if s == c.best_step and finite(v)
+        ]
+        metric = next((c.val_metric for c in cs if c.val_metric), None)
         rows.append(
             [
                 m,
@@ -513,6 +532,9 @@ def curve_rows(curves: list[Curve], order: list[str]) -> list[list[str]]:
                 integer(max(steps)) if steps else MISSING,
                 sig(sum(firsts) / len(firsts), 4) if firsts else MISSING,
                 sig(sum(lasts) / len(lasts), 4) if lasts else MISSING,
+                str(max(evals)) if any(evals) else MISSING,
+                ", ".join(str(p) for p in picked) if picked else MISSING,
+                f"{num(sum(best) / len(best), 2)} {metric}" if best else MISSING,
             ]
         )
     return rows

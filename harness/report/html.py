@@ -159,7 +159,7 @@ def render_html(report: Report) -> str:
             uri = plots.render(plots.curves_figure, task, cs, report.colors, order)
             out += [
                 f'<div class="panel"><h3><code>{_esc(task)}</code></h3>',
-                _img(uri, f"{task}: training loss against optimiser step"),
+                _img(uri, f"{task}: training loss and val metric against optimiser step"),
                 _table(f.CURVE_HEADER, _with_swatches(report, f.curve_rows(cs, order)), left=1, html=True),
                 "</div>",
             ]
@@ -197,13 +197,16 @@ def render_html(report: Report) -> str:
         out.append(_table(f.OVERRIDE_HEADER, [f.override_cells(o) for o in report.overrides]))
     else:
         out.append("<p>No per-model overrides: every model trained with exactly the same settings.</p>")
+    if report.adjustments:
+        out.append("<p><b>Runner adjustments</b> (the effective batch is unchanged; the micro-batch is not):</p>")
+        out.append(_table(["run", "adjustment"], [[str(r), str(a)] for r, a in report.adjustments]))
     out.append("</section>")
 
     header, rows = f.cost_table(report.cost)
     if rows:
         out += ['<section id="cost">', "<h2>Cost (mean over seeds)</h2>", _table(header, rows), "</section>"]
     if report.failed:
-        rows = [[f.text(r.run_id), f.text(r.folder), str(r.error or f.MISSING)] for r in report.failed]
+        rows = [[str(r.run_id), str(r.folder), str(r.error or f.MISSING)] for r in report.failed]
         out += [
             '<section id="failed">',
             '<h2 class="fail">Failed runs</h2><p>Not in any mean above.</p>',

@@ -86,9 +86,16 @@ def render_markdown(report: Report) -> str:
     order = f.model_order(report)
     curves = {t: cs for t, cs in (report.curves or {}).items() if cs}
     if curves:
-        out += ["## Learning curves", "", "Training loss per optimiser step (the charts are in report.html).", ""]
+        out += [
+            "## Learning curves",
+            "",
+            "Training loss per optimiser step, and the val split's selection metric at each val evaluation; each run "
+            "was scored on the test split once, with its state at the selected step (the charts are in "
+            "report.html).",
+            "",
+        ]
         rows = [[task, *row] for task, cs in curves.items() for row in f.curve_rows(cs, order)]
-        out += _table(["task", *f.CURVE_HEADER], rows, ["l", "l", "r", "r", "r", "r"])
+        out += _table(["task", *f.CURVE_HEADER], rows, ["l", "l", "r", "r", "r", "r", "r", "r", "r"])
     speeds = [(t, f.throughput_rows(report, t)) for t in report.tasks]
     speeds = [(t, rows) for t, rows in speeds if any(r[-1] != f.MISSING for r in rows)]
     if speeds:
@@ -112,6 +119,9 @@ def render_markdown(report: Report) -> str:
         out += _table(f.OVERRIDE_HEADER, [f.override_cells(o) for o in report.overrides], ["l", "l", "r", "r"])
     else:
         out += ["No per-model overrides: every model trained with exactly the same settings.", ""]
+    if report.adjustments:
+        out += ["**Runner adjustments** (the effective batch is unchanged; the micro-batch is not):", ""]
+        out += _table(["run", "adjustment"], [[str(r), str(a)] for r, a in report.adjustments], ["l", "l"])
 
     header, rows = f.cost_table(report.cost)
     if rows:
@@ -119,7 +129,7 @@ def render_markdown(report: Report) -> str:
         out += _table(header, rows)
     if report.failed:
         out += ["## Failed runs", "", "Not in any mean above.", ""]
-        rows = [[f.text(r.run_id), _code(f.text(r.folder)), str(r.error or f.MISSING)] for r in report.failed]
+        rows = [[str(r.run_id), _code(str(r.folder)), str(r.error or f.MISSING)] for r in report.failed]
         out += _table(["run", "folder", "error"], rows, ["l", "l", "l"])
     if report.missing or report.in_progress:
         out += ["## Runs without a result", ""]

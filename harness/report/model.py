@@ -156,6 +156,7 @@ class Report:
     paths: dict[str, Path] = field(default_factory=dict)  # the files written (set by write_report)
     suite_fingerprint: str | None = None  # what the suite measures (harness.plan.suite_fingerprint)
     runs: list[dict[str, Any]] = field(default_factory=list)  # every planned run: id, folder, fingerprint, status
+    adjustments: list[tuple[str, str]] = field(default_factory=list)  # (run id, what the runner changed)
 
     def summary_json(self) -> dict[str, Any]:
         """``summary.json`` (documented in docs/statistics.md; ``schema_version`` 2)."""
@@ -307,7 +308,7 @@ def build_report(
         cost=cost,
         curves=curves,
         models=_model_infos(suite, ok, cost),
-        settings=settings_rows(suite),
+        settings=settings_rows(suite) + protocol_rows(suite, runs or []),
         overrides=[
             {"model": name, "key": key, "suite_value": getattr(suite.train, key), "model_value": value}
             for name, spec in suite.models.items()
@@ -325,6 +326,7 @@ def build_report(
         colors=colors,
         suite_fingerprint=suite_fingerprint(suite.name, runs) if runs else None,
         runs=_run_index(runs or [], results),
+        adjustments=[(r.run_id, a) for r in ok for a in r.adjustments],
     )
 
 
@@ -564,6 +566,23 @@ def _model_infos(suite: Suite, ok: list[RunRecord], cost: pd.DataFrame) -> list[
             )
         )
     return out
+
+
+def protocol_rows(suite: Suite, runs: list[RunSpec]) -> list[tuple[str, str]]:
+    """The model-selection protocol: each task's train / val / test splits and its selection metric."""
+    from harness.tasks import task_registry
+
+    splits = {r.task: r.splits for r in runs}
+    if not splits:
+        return []
+    registry = task_registry()
+    parts = []
+    for name, spec in suite.tasks.items():
+        if name in splits:
+            train, val, test = splits[name]
+            metric = spec.select_metric or registry.get(spec.type).main_metric
+            parts.append(f"{name}: train={train}, val={val}, test={test}, select=best val {metric}")
+    return [("protocol (test scored once, with the state best on val)", "; ".join(parts))]
 
 
 def settings_rows(suite: Suite) -> list[tuple[str, str]]:

@@ -88,36 +88,47 @@ def metric_figure(task: TaskSection, metric: str, colors: dict[str, str]) -> Fig
 
 
 def curves_figure(task: str, curves: list[Curve], colors: dict[str, str], order: list[str]) -> Figure | None:
-    """Training loss against optimiser step: one thin line per seed, one colour per model; log scale when the loss
-    spans more than two decades."""
+    """Training loss against optimiser step (left) and the val selection metric at each val evaluation (right,
+    when the runs logged one; a ring marks the selected step): one thin line per seed, one colour per model; log
+    scale for the loss when it spans more than two decades."""
     lines = []
     for c in sorted(curves, key=lambda c: (order.index(c.model) if c.model in order else len(order), c.seed)):
         pts = [(s, v) for s, v in zip(c.steps, c.loss, strict=False) if _finite(s) and _finite(v)]
-        if pts:
-            lines.append((c, pts))
+        val = [(s, v) for s, v in zip(c.val_steps, c.val_values, strict=False) if _finite(s) and _finite(v)]
+        if pts or val:
+            lines.append((c, pts, val))
     if not lines:
         return None
-    fig = _figure(5.2, 3.0)
-    ax = fig.add_subplot()
+    has_val = any(val for _, _, val in lines)
+    fig = _figure(8.4 if has_val else 5.2, 3.0)
+    ax = fig.add_subplot(1, 2, 1) if has_val else fig.add_subplot()
+    vax = fig.add_subplot(1, 2, 2) if has_val else None
     labelled: set[str] = set()
-    for c, pts in lines:
-        ax.plot(
-            [p[0] for p in pts],
-            [p[1] for p in pts],
-            color=color_for(colors, c.model),
-            linewidth=0.9,
-            alpha=0.85,
-            label=None if c.model in labelled else c.model,
-        )
+    for c, pts, val in lines:
+        color = color_for(colors, c.model)
+        label = None if c.model in labelled else c.model
         labelled.add(c.model)
-    values = [v for _, pts in lines for _, v in pts]
-    log = min(values) > 0 and max(values) / min(values) > 100
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linewidth=0.9, alpha=0.85, label=label)
+        if vax is not None and val:
+            vax.plot([p[0] for p in val], [p[1] for p in val], color=color, linewidth=0.9, alpha=0.85, marker=".")
+            best = [p for p in val if p[0] == c.best_step]
+            if best:
+                vax.scatter([best[0][0]], [best[0][1]], s=40, facecolors="none", edgecolors=color, linewidths=1.2)
+    values = [v for _, pts, _ in lines for _, v in pts]
+    log = bool(values) and min(values) > 0 and max(values) / min(values) > 100
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss" + (" (log scale)" if log else ""))
     ax.set_title(f"{task}: training loss (one line per seed)", fontsize=10)
     ax.grid(alpha=0.3)
+    if vax is not None:
+        metric = next(c.val_metric for c, _, val in lines if val)
+        vax.set_xlabel("optimiser step")
+        vax.set_ylabel(f"val {metric}")
+        vax.set_title(f"{task}: val {metric} (ring: selected step)", fontsize=10)
+        vax.grid(alpha=0.3)
     _legend(fig)
     return fig
 

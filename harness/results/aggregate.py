@@ -10,11 +10,26 @@ import pandas as pd
 
 from harness.results.record import RunRecord
 
-COLUMNS = ["suite", "task", "task_type", "dataset", "model", "kind", "seed", "metric", "value", "run_id", "fingerprint"]
+COLUMNS = [
+    "suite",
+    "task",
+    "task_type",
+    "dataset",
+    "model",
+    "kind",
+    "seed",
+    "split",
+    "metric",
+    "value",
+    "run_id",
+    "fingerprint",
+]
 
 
 def results_frame(records: list[RunRecord]) -> pd.DataFrame:
-    """Long format: one row per (run, metric) of finished runs; values in percent."""
+    """Long format: one row per (run, split, metric) of finished runs; values in percent. ``split`` is ``test``
+    (scored once, with the state selected on val) or ``val`` (that state's val scores); every mean, interval and
+    test in a report uses the test rows."""
     rows = [
         {
             "suite": r.suite,
@@ -24,6 +39,7 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
             "model": r.model,
             "kind": r.kind,
             "seed": r.seed,
+            "split": split,
             "metric": metric,
             "value": float(value),
             "run_id": r.run_id,
@@ -31,7 +47,8 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
         }
         for r in records
         if r.ok
-        for metric, value in r.metrics.items()
+        for split, metrics in (("test", r.metrics), ("val", r.val_metrics))
+        for metric, value in metrics.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -50,11 +67,15 @@ def cost_frame(records: list[RunRecord]) -> pd.DataFrame:
                 "params_M": c.params / 1e6,
                 "trainable_M": c.trainable_params / 1e6,
                 "GFLOPs_per_sample": _number(c.forward_flops_per_sample) / 1e9,
+                "train_GFLOPs_per_sample": _number(c.train_flops_per_sample) / 1e9,
                 "train_s": _number(t.train_seconds),
+                "data_wait_pct": 100 * _number(t.data_wait_fraction),
                 "train_samples_per_s": _number(t.train_samples_per_s),
                 "eval_s": _number(t.eval_seconds),
+                "eval_samples_per_s": _number(t.eval_samples_per_s),
                 "peak_rss_MB": _number(t.process_peak_rss_mb),
                 "cuda_peak_MB": _number(t.cuda_peak_allocated_mb),
+                "mfu_pct": 100 * _number(c.mfu),
             }
         )
     if not rows:

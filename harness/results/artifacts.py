@@ -27,7 +27,8 @@ def load_evidence(out_dir: Path, record: RunRecord) -> Evidence | None:
 
 @dataclass(frozen=True)
 class Curve:
-    """The training log of one run: optimiser steps, training loss and learning rate (validation metrics later)."""
+    """The training log of one run: optimiser steps, training loss and learning rate, and the val split's
+    selection metric at each val evaluation (``best_step``: the state the test split was scored with)."""
 
     task: str
     model: str
@@ -35,6 +36,10 @@ class Curve:
     steps: tuple[int, ...]
     loss: tuple[float, ...]
     lr: tuple[float, ...]
+    val_metric: str | None = None
+    val_steps: tuple[int, ...] = ()
+    val_values: tuple[float, ...] = ()
+    best_step: int | None = None
 
 
 def load_curve(out_dir: Path, record: RunRecord) -> Curve | None:
@@ -46,11 +51,18 @@ def load_curve(out_dir: Path, record: RunRecord) -> Curve | None:
         lines = path.read_bytes().splitlines()
     except OSError:
         return None
-    steps, loss, lr = [], [], []
+    steps, loss, lr, val_steps, val_values = [], [], [], [], []
+    val_metric = (record.selection or {}).get("metric")
     for line in lines:
         try:
             row = loads(line)
-            step, value = int(row["step"]), float(row["loss"])
+            step = int(row["step"])
+            if row.get("split") == "val":
+                val_metric = val_metric or row.get("select")
+                val_values.append(float(row["metrics"][val_metric]))
+                val_steps.append(step)
+                continue
+            value = float(row["loss"])
         except (ValueError, KeyError, TypeError):
             continue
         steps.append(step)
@@ -58,4 +70,15 @@ def load_curve(out_dir: Path, record: RunRecord) -> Curve | None:
         lr.append(float(row.get("lr") or 0.0))
     if not steps:
         return None
-    return Curve(record.task, record.model, record.seed, tuple(steps), tuple(loss), tuple(lr))
+    return Curve(
+        record.task,
+        record.model,
+        record.seed,
+        tuple(steps),
+        tuple(loss),
+        tuple(lr),
+        val_metric if val_steps else None,
+        tuple(val_steps),
+        tuple(val_values),
+        (record.selection or {}).get("step"),
+    )

@@ -33,7 +33,13 @@ Status = Literal["ok", "failed", "incomplete"]
 
 @dataclass(frozen=True)
 class Timings:
-    """Wall-clock and throughput of one run (seconds; memory in MiB)."""
+    """Wall-clock and throughput of one run (seconds; memory in MiB).
+
+    ``train_seconds`` = ``data_seconds`` (building batches) + ``compute_seconds`` (forward, backward, optimiser);
+    ``eval_seconds`` = ``val_seconds`` (every val evaluation) + ``test_seconds`` (the one test evaluation).
+    ``data_wait_fraction`` is data / (data + compute). Peak memory: CUDA ``max_memory_allocated`` on CUDA; the
+    process's peak resident set since the run started on Linux (``rss_scope: since_reset``), else over the
+    process's life (``process``). A resumed run sums the time of every attempt."""
 
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
@@ -47,15 +53,30 @@ class Timings:
     process_peak_rss_mb: float | None = None
     cuda_peak_allocated_mb: float | None = None
     cuda_peak_reserved_mb: float | None = None
+    data_seconds: float | None = None
+    compute_seconds: float | None = None
+    val_seconds: float | None = None
+    test_seconds: float | None = None
+    data_wait_fraction: float | None = None
+    eval_samples_per_s: float | None = None
+    val_evaluations: int = 0
+    resumed_from_step: int | None = None
+    rss_scope: str | None = None
 
 
 @dataclass(frozen=True)
 class Cost:
-    """Model size and compute: parameters (task head included) and forward FLOPs per eval example."""
+    """Model size and compute: parameters (task head included), forward FLOPs per eval example, FLOPs per training
+    sample (forward and backward in train mode at the real batch size, attention included) and MFU where the
+    device's peak is known. ``flops_error`` says why a count is missing; it is never missing silently."""
 
     params: int = 0
     trainable_params: int = 0
     forward_flops_per_sample: int | None = None
+    train_flops_per_sample: int | None = None
+    flops_error: str | None = None
+    peak_flops: float | None = None
+    mfu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,10 @@ class RunRecord:
     status: Status
     baseline: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the test split, scored once with the selected state
+    val_metrics: dict[str, float] = field(default_factory=dict)  # the val split at the selected step
+    selection: dict[str, Any] = field(default_factory=dict)  # metric, step, evaluations, stopped_early
+    adjustments: list[str] = field(default_factory=list)  # changes the runner made (micro-batch after OOM)
     main_metric: str | None = None
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)

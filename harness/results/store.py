@@ -220,18 +220,37 @@ def _parse(data: bytes) -> dict[str, Any]:
     return out if isinstance(out, dict) else {}
 
 
+def _log_until(path: Path, step: int) -> str:
+    """The lines of a log whose step is at most ``step`` (a resumed run continues the log of its checkpoint)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    kept = []
+    for line in lines:
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    return "".join(kept)
+
+
 class RunWriter:
     """Writes the files of one run in progress; the caller holds the run's :class:`RunLock`.
 
     Starting a run clears what an earlier, unfinished attempt left (its log and predictions), so ``log.jsonl`` is
-    the log of exactly one attempt.
+    the log of exactly one attempt; a run resumed from a checkpoint keeps the log up to the checkpoint's step.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, resume_step: int | None = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        kept = _log_until(folder / LOG, resume_step) if resume_step is not None else ""
         with naming(folder / LOG):
-            self._log = (folder / LOG).open("w", encoding="utf-8")
+            if kept:
+                atomic_write_text(folder / LOG, kept)
+            self._log = (folder / LOG).open("a" if kept else "w", encoding="utf-8")
             os.chmod(folder / LOG, FILE_MODE)
 
     def spec(self, spec: dict) -> None:

@@ -94,18 +94,34 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
                 f"{where}: {key}: a {task.type} task cannot use dataset {task.dataset!r} of kind {kind.name!r} "
                 f"(it serves: {', '.join(sorted(kind.splits))})"
             )
-        for split_key in ("train_split", "eval_split"):
+        for split_key in ("train_split", "val_split", "test_split"):
             split = getattr(task, split_key)
             if split is not None and kind.split_names is not None and split not in kind.split_names:
                 raise UserError(
                     f"{where}: {key}.{split_key}: {split!r} is not a split of a {kind.name} dataset; use one of "
                     f"{', '.join(kind.split_names)}"
                 )
-        train_split, eval_split = (task.train_split, task.eval_split)
-        if train_split is not None and train_split == eval_split:
+        d_train, _, d_test = kind.splits[task.type]
+        named = {
+            "train_split": task.train_split or d_train,
+            "val_split": None if task.val_fraction is not None else task.val_split,
+            "test_split": task.test_split or d_test,
+        }
+        keys = list(named)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                if named[a] is not None and named[a] == named[b]:
+                    raise UserError(
+                        f"{where}: {key}: {a} and {b} are both {named[a]!r}, so models would be selected or scored on "
+                        f"the examples they trained on; give {b} another split, or set val_fraction to hold out part "
+                        "of the train split as val"
+                    )
+        select = task.select_metric
+        metrics = tasks.get(task.type, where=f"{where}: {key}.type").metrics
+        if select is not None and select not in metrics:
             raise UserError(
-                f"{where}: {key}: train_split and eval_split are both {train_split!r}, so every model would be scored "
-                "on the examples it trained on; give eval_split another split"
+                f"{where}: {key}.select_metric: {select!r} is not a metric of a {task.type} task; "
+                f"use one of {', '.join(metrics)}, or leave it unset for each task's main metric"
             )
         task_cls = tasks.get(task.type, where=f"{where}: {key}.type")
         for i, mname in enumerate(task.models):
@@ -157,6 +173,11 @@ def check_claims(suite: Suite, where: str) -> None:
             )
 
 
+def task_splits(source: Any, task: Any) -> Any:
+    """The task's :class:`~harness.data.sources.Splits` on an opened dataset."""
+    return source.splits(task.type, task.train_split, task.val_split, task.test_split, task.val_fraction)
+
+
 def check_datasets(suite: Suite, data_root: Path, where: str) -> None:
     """Every real dataset a task uses exists and has the files and folders its splits need (nothing is parsed)."""
     from harness.data.sources import DataSource, dataset_path
@@ -170,7 +191,7 @@ def check_datasets(suite: Suite, data_root: Path, where: str) -> None:
             source = DataSource(dname, dspec, root)
             for task in suite.tasks.values():
                 if task.dataset == dname:
-                    source.check_layout(task.type, source.splits(task.type, task.train_split, task.eval_split))
+                    source.check_layout(task.type, task_splits(source, task))
         except UserError as exc:
             raise UserError(f"{where}: {exc}") from exc
 

@@ -52,6 +52,9 @@ class HardwareSpec(Frozen):
     workers: NonNegativeInt = 0
     deterministic: bool = True
     threads: PositiveInt | None = None
+    # Peak dense TFLOP/s of the device at the suite's precision, for MFU; default: the table in
+    # harness/train/measure.py (common NVIDIA GPUs). Not part of run fingerprints.
+    peak_tflops: Positive | None = None
 
     @field_validator("device")
     @classmethod
@@ -68,6 +71,18 @@ class LrMult(Frozen):
     text: Annotated[Finite, Field(ge=0.0)] = 1.0
     fusion: Annotated[Finite, Field(ge=0.0)] = 1.0
     head: Annotated[Finite, Field(ge=0.0)] = 1.0
+
+
+class EarlyStopping(Frozen):
+    """Stop after ``patience`` val evaluations in a row that do not improve the selection metric by more than
+    ``min_delta`` points."""
+
+    patience: PositiveInt
+    min_delta: NonNegative = 0.0
+
+
+NOT_NUMERIC_TRAIN_KEYS = frozenset({"checkpoint_every", "keep", "feature_cache", "allow_overrides"})
+"""Train keys that cannot change a run's numbers: left out of its fingerprint."""
 
 
 class TrainSpec(Frozen):
@@ -89,6 +104,24 @@ class TrainSpec(Frozen):
     grad_accum: PositiveInt = 1
     lr_mult: LrMult = LrMult()
     freeze_encoders_epochs: NonNegativeInt = 0
+    # Encoders frozen for the whole run (a linear probe) run in eval mode, and the image encoder's features are
+    # computed once and reused across seeds and runs (harness/train/features.py); false recomputes them each step.
+    feature_cache: bool = True
+    # Model selection: evaluate on the val split every `eval_every` optimiser steps, or every `eval_every_epochs`
+    # epochs (default: every epoch), and always at the last step; keep the best on the task's `select_metric`
+    # (default: its main metric) and score the test split once with it. Early stopping after `patience`
+    # evaluations without an improvement of more than `min_delta` points.
+    eval_every: PositiveInt | None = None
+    eval_every_epochs: PositiveInt | None = None
+    validation: bool = True  # false: no val evaluation; the test split is scored with the final state
+    early_stopping: EarlyStopping | None = None
+    # Checkpoints (do not change a run's numbers, so they are not part of its fingerprint): every
+    # `checkpoint_every` optimiser steps, atomically; `keep` resume checkpoints are kept besides the best one.
+    checkpoint_every: PositiveInt | None = None
+    keep: PositiveInt = 1
+    # On out-of-memory during a training step: fail the run, or halve the micro-batch and double the
+    # accumulation (the effective batch and its samples stay the same; recorded in the fairness section).
+    on_oom: Literal["fail", "halve_batch"] = "fail"
     allow_overrides: tuple[str, ...] = ()
 
     @model_validator(mode="after")
@@ -97,6 +130,8 @@ class TrainSpec(Frozen):
             raise ValueError("set exactly one of 'epochs' or 'steps'")
         if self.warmup_steps is not None and self.warmup_ratio:
             raise ValueError("set at most one of 'warmup_ratio' or 'warmup_steps'")
+        if self.eval_every is not None and self.eval_every_epochs is not None:
+            raise ValueError("set at most one of 'eval_every' (steps) or 'eval_every_epochs'")
         unknown = [k for k in self.allow_overrides if k not in TrainSpec.model_fields or k == "allow_overrides"]
         if unknown:
             raise ValueError(f"allow_overrides names unknown train keys {unknown}")
@@ -177,11 +212,37 @@ DatasetSpec = Annotated[CocoDataset | Flickr30kDataset | Vqa2Dataset | ImageFold
 
 
 class _TaskBase(Frozen):
+    """Every task trains on ``train_split``, selects its checkpoint on ``val_split`` and is scored once on
+    ``test_split``; each defaults to what the dataset kind says (``xmbench list`` shows them). ``val_fraction``
+    carves the val split out of the train split instead (deterministic, whole images), for layouts without one.
+    ``eval_split`` is the former name of ``test_split`` and is still accepted."""
+
     dataset: Name
     models: tuple[Name, ...] = Field(min_length=1)
     baseline: Name | None = None
     train_split: str | None = None
-    eval_split: str | None = None
+    val_split: str | None = None
+    test_split: str | None = None
+    val_fraction: Annotated[Finite, Field(gt=0.0, lt=1.0)] | None = None
+    select_metric: str | None = None  # the val metric that picks the checkpoint; default: the task's main metric
+
+    @model_validator(mode="before")
+    @classmethod
+    def _eval_split_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "eval_split" in data:
+            if "test_split" in data:
+                raise ValueError("eval_split is the former name of test_split; set only test_split")
+            data = {("test_split" if k == "eval_split" else k): v for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _val_source(self) -> _TaskBase:
+        if self.val_fraction is not None and self.val_split is not None:
+            raise ValueError(
+                "set at most one of 'val_split' (a split of the dataset) or 'val_fraction' (carved out of "
+                "the train split)"
+            )
+        return self
 
     @field_validator("models")
     @classmethod

@@ -43,13 +43,22 @@ class EvalResult:
     evidence: Any = None  # harness.stats.evidence.Evidence: per-example evidence, saved as evidence.npz
 
 
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class TaskData:
-    """Train and eval splits plus task facts (class names, answer vocabulary, ...)."""
+    """The train, val and test splits as tensors plus task facts (class names, answer vocabulary, ...)."""
 
     train: Examples
-    eval: Examples
+    val: Examples
+    test: Examples
     info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> Examples:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return getattr(self, name)
 
 
 class Batcher:
@@ -70,6 +79,9 @@ class Batcher:
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
         self.augment, self.crop_scale = augment, crop_scale
         self.generator = torch.Generator().manual_seed(seed)
+        # Set by the frozen-encoder feature cache (harness.train.features): id(images tensor) -> offset of its rows
+        # in the cached features; batches then carry those rows as "image" instead of pixels.
+        self.feature_rows: dict[int, int] | None = None
 
     def images(self, uint8: torch.Tensor) -> torch.Tensor:
         x = uint8.to(self.device, non_blocking=True).float()
@@ -79,7 +91,11 @@ class Batcher:
         self, ex: Examples, idx: torch.Tensor, with_targets: bool = True, train: bool = False
     ) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
-        if ex.images is not None:
+        if ex.images is not None and self.feature_rows is not None:
+            rows = ex.image_index[idx] if ex.image_index is not None else idx
+            batch["image"] = (rows + self.feature_rows[id(ex.images)]).to(self.device)
+            batch["image_row"] = rows.to(self.device)
+        elif ex.images is not None:
             rows = ex.image_index[idx] if ex.image_index is not None else idx
             pixels = ex.images.index_select(0, rows)  # (B, 3, S, S) uint8; 10x faster than ex.images[rows]
             if train and self.augment != "none":
@@ -136,15 +152,24 @@ class Task:
     def loss(self, model: XModel, head: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def prepare(self, source: Any, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
-        """Load both splits through ``source`` and turn them into tensors."""
+    def prepare(self, source: Any, splits: Any, ctx: PrepareContext) -> TaskData:
+        """Load the train, val and test splits (``source.records(self.type, splits)``) and turn them into
+        tensors."""
         raise NotImplementedError
 
     @torch.no_grad()
     def evaluate(
-        self, model: XModel, head: nn.Module, data: TaskData, batcher: Batcher, batch_size: int, autocast: Any
+        self,
+        model: XModel,
+        head: nn.Module,
+        data: TaskData,
+        batcher: Batcher,
+        batch_size: int,
+        autocast: Any,
+        split: str = "test",
     ) -> EvalResult:
-        """Score the eval split: metrics in percent plus per-example predictions."""
+        """Score one split (``val`` during training, ``test`` once at the end): metrics in percent plus per-example
+        predictions."""
         raise NotImplementedError
 
     @torch.no_grad()

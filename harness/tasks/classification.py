@@ -32,17 +32,20 @@ class _ImageLabelTask(Task):
     def _label_space(self, rec) -> dict[str, Any]:
         raise NotImplementedError
 
-    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+    def prepare(self, source, splits, ctx: PrepareContext) -> TaskData:
         recs, parts = [], []
-        for split in splits:
-            images, rec, rows = split_images(ctx, source.load(self.type, split), self.name)
+        for records in source.records(self.type, splits):
+            images, rec, rows = split_images(ctx, records, self.name)
             ids, mask = _prompt_tokens(ctx, self.spec.prompt, len(rec.paths))
             recs.append(rec)
             parts.append(Examples(images, rows, ids, mask, self._targets(rec), rec.ids))
-        train_space, eval_space = self._label_space(recs[0]), self._label_space(recs[1])
-        if train_space != eval_space:
-            raise UserError(f"tasks.{self.name}: eval split labels {eval_space} differ from train {train_space}")
-        return TaskData(parts[0], parts[1], train_space)
+        train_space = self._label_space(recs[0])
+        for name, rec in zip(("val", "test"), recs[1:]):
+            if self._label_space(rec) != train_space:
+                raise UserError(
+                    f"tasks.{self.name}: {name} split labels {self._label_space(rec)} differ from train {train_space}"
+                )
+        return TaskData(parts[0], parts[1], parts[2], train_space)
 
     def build_head(self, model: XModel, data: TaskData) -> nn.Module:
         return nn.Linear(model.feature_dim, len(data.info["classes"]))
@@ -67,12 +70,12 @@ class ClassificationTask(_ImageLabelTask):
         return F.cross_entropy(head(model(batch)["pooled"]).float(), batch["targets"])
 
     @torch.no_grad()
-    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast, split="test") -> EvalResult:
         from harness.metrics import topk_accuracy
         from harness.metrics.topk import topk_ranks
         from harness.stats.evidence import classification_evidence
 
-        ex = data.eval
+        ex = data.split(split)
         scores = self.predict(model, head, ex, batcher, batch_size, autocast)  # (N, C)
         metrics = topk_accuracy(scores, ex.targets, topk=(1, 5))
         ranks = topk_ranks(scores, ex.targets)
@@ -115,11 +118,11 @@ class MultilabelTask(_ImageLabelTask):
         return F.binary_cross_entropy_with_logits(head(model(batch)["pooled"]).float(), batch["targets"])
 
     @torch.no_grad()
-    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast, split="test") -> EvalResult:
         from harness.metrics import average_precision
         from harness.stats.evidence import multilabel_evidence
 
-        ex = data.eval
+        ex = data.split(split)
         scores = self.predict(model, head, ex, batcher, batch_size, autocast).sigmoid().numpy()
         ap = average_precision(scores, ex.targets.numpy())
         evidence = multilabel_evidence(ex.ids, ex.ids, scores, ex.targets.numpy())  # one example per image

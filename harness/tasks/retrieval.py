@@ -79,18 +79,17 @@ class RetrievalTask(Task):
             f"reads only {', '.join(sorted(modalities))}"
         )
 
-    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
+    def prepare(self, source, splits, ctx: PrepareContext) -> TaskData:
         parts = []
-        for split in splits:
-            images, rec, rows = split_images(ctx, source.load(self.type, split), self.name)
+        for records in source.records(self.type, splits):
+            images, rec, rows = split_images(ctx, records, self.name)
             ids, mask = ctx.tokenize(rec.texts)
             index = rows[torch.tensor(rec.txt2img, dtype=torch.long)]
             ex = Examples(images, index, ids, mask, None, list(range(len(rec.texts))))
             ex.extra.update(img2txt=rec.img2txt, txt2img=rec.txt2img, image_ids=rec.image_ids, image_rows=rows)
             parts.append(ex)
-        return TaskData(
-            parts[0], parts[1], {"eval_images": len(parts[1].extra["img2txt"]), "eval_texts": len(parts[1])}
-        )
+        info = {"eval_images": len(parts[2].extra["img2txt"]), "eval_texts": len(parts[2])}
+        return TaskData(parts[0], parts[1], parts[2], info)
 
     def build_head(self, model: XModel, data: TaskData) -> nn.Module:
         s = self.spec
@@ -133,8 +132,8 @@ class RetrievalTask(Task):
         return F.cross_entropy(logits, labels)
 
     @torch.no_grad()
-    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
-        ex = data.eval
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast, split="test") -> EvalResult:
+        ex = data.split(split)
         img_enc, txt_enc, zi, zt = [], [], [], []
         rows = ex.extra["image_rows"]
         for idx in self.iterate(len(rows), batch_size):

@@ -46,14 +46,15 @@ class VqaTask(Task):
             )
         return None
 
-    def prepare(self, source, splits: tuple[str, str], ctx: PrepareContext) -> TaskData:
-        train_images, train_rec, train_rows = split_images(ctx, source.load(self.type, splits[0]), self.name)
-        eval_images, eval_rec, eval_rows = split_images(ctx, source.load(self.type, splits[1]), self.name)
-        if train_rec.answers is None:
-            raise UserError(
-                f"tasks.{self.name}: the train split {splits[0]!r} has no annotations; train on an "
-                "annotated split (train2014)"
-            )
+    def prepare(self, source, splits, ctx: PrepareContext) -> TaskData:
+        parts = [split_images(ctx, records, self.name) for records in source.records(self.type, splits)]
+        (train_images, train_rec, train_rows), val_part, test_part = parts
+        for name, split, (_, rec, _) in zip(("train", "val"), (splits.train, splits.val_label), parts):
+            if rec.answers is None:
+                raise UserError(
+                    f"tasks.{self.name}: the {name} split {split!r} has no annotations; {name} needs an annotated "
+                    "split (train2014, or val2014 as the test split)"
+                )
         try:
             vocab = build_answer_vocab(train_rec, self.spec.answer_min_count, self.spec.answer_top_k)
         except UserError as exc:
@@ -61,15 +62,18 @@ class VqaTask(Task):
             raise UserError(f"tasks.{self.name}.{key}: {exc}") from exc
         targets = torch.from_numpy(soft_targets(train_rec.answers, vocab))
         train = self._examples(train_rec, ctx, train_images, train_rows, targets)
-        ev = self._examples(eval_rec, ctx, eval_images, eval_rows, None)
-        ev.extra.update(
-            answers=eval_rec.answers,
-            answer_types=eval_rec.answer_types,
-            question_types=eval_rec.question_types,
-            image_ids=[eval_rec.image_ids[i] for i in eval_rec.image_index],  # each question's image: its cluster
-        )
+        scored = []
+        for images, rec, rows in (val_part, test_part):
+            ev = self._examples(rec, ctx, images, rows, None)
+            ev.extra.update(
+                answers=rec.answers,
+                answer_types=rec.answer_types,
+                question_types=rec.question_types,
+                image_ids=[rec.image_ids[i] for i in rec.image_index],  # each question's image: its cluster
+            )
+            scored.append(ev)
         info = {"answers": vocab, "answer_vocab_fingerprint": vocab_fingerprint(vocab)}
-        return TaskData(train, ev, info)
+        return TaskData(train, scored[0], scored[1], info)
 
     @staticmethod
     def _examples(rec, ctx: PrepareContext, images, rows: torch.Tensor, targets: torch.Tensor | None) -> Examples:
@@ -87,16 +91,16 @@ class VqaTask(Task):
         return F.binary_cross_entropy_with_logits(logits, targets) * targets.shape[1]
 
     @torch.no_grad()
-    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast) -> EvalResult:
+    def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast, split="test") -> EvalResult:
         from harness.metrics import vqa_accuracy, vqa_question_scores
 
-        ex, vocab = data.eval, data.info["answers"]
+        ex, vocab = data.split(split), data.info["answers"]
         picks = self.predict(model, head, ex, batcher, batch_size, autocast).argmax(-1)
         answers = [vocab[i] for i in picks.tolist()]
         preds = [{"question_id": q, "answer": a} for q, a in zip(ex.ids, answers)]
         files = {"answer_vocab.json": vocab, RESULTS_FILE: [dict(p) for p in preds]}
         if ex.extra.get("answers") is None:
-            note = f"the eval split has no annotations: {RESULTS_FILE} is the official results file for submission"
+            note = f"the {split} split has no annotations: {RESULTS_FILE} is the official results file for submission"
             return EvalResult({}, preds, {"submission": RESULTS_FILE, "note": note}, files=files)
         from harness.stats.evidence import vqa_evidence
 

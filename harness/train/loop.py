@@ -1,23 +1,38 @@
-"""The training loop: one function, readable top to bottom.
+"""The training loop: one class, readable top to bottom.
 
 Micro-batches walk a seeded permutation of the training examples, epoch after epoch; ``grad_accum`` micro-batches
-make one optimiser step. A non-finite loss or an out-of-memory error stops the run with a one-line reason.
+make one optimiser step. Every ``eval_every`` steps (or epochs; by default every epoch) and at the last step the
+model is scored on the val split; the best state on the selection metric is kept and, at the end, loaded back, so
+the caller scores the test split once with it. Early stopping is optional.
+
+Every ``checkpoint_every`` steps the whole state is written (see :mod:`harness.train.checkpoint`); a run started
+again resumes from its last checkpoint with exactly the same numbers.
+
+A non-finite loss stops the run with a one-line reason. An out-of-memory error does too, unless the suite sets
+``on_oom: halve_batch``: the step is then redone with micro-batches of half the size and twice as many of them
+(the effective batch, and which samples it holds, stay the same), and the adjustment is recorded.
+
+Time is split into data (building batches: indexing, augmentation, copies to the device), compute (forward,
+backward and the optimiser step) and val evaluation.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from harness.errors import RunFailed, is_out_of_memory
+from harness.errors import RunFailed, describe, is_out_of_memory
 from harness.models.base import XModel
 from harness.suite.schema import TrainSpec
 from harness.tasks.base import Batcher, Task, TaskData
+from harness.train.checkpoint import Checkpoints, rng_state, set_rng_state
+from harness.train.features import frozen_for_run
 from harness.train.optim import build_optimizer, lr_lambda, param_groups, warmup_steps
 
 
@@ -26,13 +41,29 @@ class TrainStats:
     steps: int
     epochs: float
     samples: int
-    seconds: float
+    seconds: float  # training time: data + compute (val evaluations excluded)
     final_loss: float
     warmup_steps: int
+    data_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    val_seconds: float = 0.0
+    val_samples: int = 0
+    val_evaluations: int = 0
+    best: dict[str, Any] | None = None  # {"step", "metric", "value", "metrics"} of the selected state
+    stopped_early: bool = False
+    resumed_from_step: int | None = None
+    micro_batch: int = 0
+    grad_accum: int = 0
+    adjustments: list[str] = field(default_factory=list)
 
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def data_wait_fraction(self) -> float | None:
+        total = self.data_seconds + self.compute_seconds
+        return self.data_seconds / total if total > 0 else None
 
 
 def plan_steps(n_train: int, train: TrainSpec) -> tuple[int, int]:
@@ -43,92 +74,318 @@ def plan_steps(n_train: int, train: TrainSpec) -> tuple[int, int]:
     return per_epoch, total
 
 
-def micro_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tuple[int, torch.Tensor]]:
-    """Endless (epoch, indices) stream over seeded permutations; the last batch of an epoch may be smaller."""
-    epoch = 0
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            yield epoch, perm[start : start + batch_size]
-        epoch += 1
+def eval_steps(n_train: int, train: TrainSpec) -> list[int]:
+    """The optimiser steps (1-based) after which the val split is scored; always includes the last."""
+    per_epoch, total = plan_steps(n_train, train)
+    every = train.eval_every or per_epoch * (train.eval_every_epochs or 1)
+    return sorted({s for s in range(every, total + 1, every)} | {total})
 
 
-def train_model(
-    model: XModel,
-    head: nn.Module,
-    task: Task,
-    data: TaskData,
-    train: TrainSpec,
-    batcher: Batcher,
-    autocast: Callable,
-    scaler: torch.amp.GradScaler | None,
-    seed: int,
-    log: Callable[[dict], None],
-    on_step: Callable[[int], None] | None = None,
-) -> TrainStats:
-    """Train ``model`` + ``head`` on ``data.train`` with the suite's optimiser and schedule."""
-    n = len(data.train)
-    per_epoch, total = plan_steps(n, train)
-    optimizer = build_optimizer(param_groups(model, head, train), train)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, train))
-    generator = torch.Generator().manual_seed(seed)
-    stream = micro_batches(n, train.batch_size, generator)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    frozen = _set_frozen(model, train.freeze_encoders_epochs > 0)
-    model.train()
-    head.train()
-    samples, loss_value, start = 0, float("nan"), time.perf_counter()
-    for step in range(total):
-        if frozen and step >= train.freeze_encoders_epochs * per_epoch:
-            frozen = _set_frozen(model, False)
-        running = 0.0
-        for _ in range(train.grad_accum):
-            epoch, idx = next(stream)
-            batch = batcher(data.train, idx, train=True)
+class DataOrder:
+    """Endless micro-batches over seeded permutations (the last batch of an epoch may be smaller); its state is
+    the position in the data order."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size = n, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch, self.cursor = 0, 0
+        self.perm = torch.randperm(n, generator=self.generator)
+
+    def next(self) -> tuple[int, torch.Tensor]:
+        if self.cursor >= self.n:
+            self.epoch, self.cursor = self.epoch + 1, 0
+            self.perm = torch.randperm(self.n, generator=self.generator)
+        idx = self.perm[self.cursor : self.cursor + self.batch_size]
+        self.cursor += len(idx)
+        return self.epoch, idx
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "cursor": self.cursor, "perm": self.perm, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.cursor, self.perm = state["epoch"], state["cursor"], state["perm"]
+        self.generator.set_state(state["generator"])
+
+
+@dataclass
+class Selection:
+    """How the best state is chosen: the val metric, its direction, and early stopping."""
+
+    metric: str
+    higher_is_better: bool = True
+    patience: int | None = None
+    min_delta: float = 0.0
+
+    def better(self, value: float, best: float | None) -> bool:
+        if not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        return value > best + self.min_delta if self.higher_is_better else value < best - self.min_delta
+
+
+class Trainer:
+    """Trains ``model`` + ``head`` on ``data.train`` with the suite's optimiser and schedule (see the module doc)."""
+
+    def __init__(
+        self,
+        model: XModel,
+        head: nn.Module,
+        task: Task,
+        data: TaskData,
+        train: TrainSpec,
+        batcher: Batcher,
+        autocast: Callable,
+        scaler: torch.amp.GradScaler | None,
+        seed: int,
+        log: Callable[[dict], None],
+        on_step: Callable[[int], None] | None = None,
+        *,
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        selection: Selection | None = None,
+        checkpoints: Checkpoints | None = None,
+        on_oom: str = "fail",
+        sync: Callable[[], None] | None = None,
+    ) -> None:
+        self.model, self.head, self.task, self.data, self.train = model, head, task, data, train
+        self.batcher, self.autocast, self.scaler, self.log, self.on_step = batcher, autocast, scaler, log, on_step
+        self.evaluate, self.selection, self.checkpoints, self.on_oom = evaluate, selection, checkpoints, on_oom
+        self.sync = sync or (lambda: None)
+        n = len(data.train)
+        self.per_epoch, self.total = plan_steps(n, train)
+        self.eval_at = set(eval_steps(n, train)) if evaluate is not None else set()
+        self.optimizer = build_optimizer(param_groups(model, head, train), train)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.total, train))
+        self.order = DataOrder(n, train.batch_size, seed)
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.stats = TrainStats(
+            0, 0.0, 0, 0.0, float("nan"), warmup_steps(self.total, train), micro_batch=train.batch_size
+        )
+        self.stats.grad_accum = train.grad_accum
+        self.bad_evals = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    # ---------------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "model": self.model.state_dict(),
+            "head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": rng_state(),
+            "data_order": self.order.state_dict(),
+            "augment_generator": self.batcher.generator.get_state(),
+            "loop": {
+                "step": s.steps,
+                "samples": s.samples,
+                "final_loss": s.final_loss,
+                "data_seconds": s.data_seconds,
+                "compute_seconds": s.compute_seconds,
+                "val_seconds": s.val_seconds,
+                "val_samples": s.val_samples,
+                "val_evaluations": s.val_evaluations,
+                "best": s.best,
+                "bad_evals": self.bad_evals,
+                "micro_batch": s.micro_batch,
+                "adjustments": list(s.adjustments),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.order.load_state_dict(state["data_order"])
+        self.batcher.generator.set_state(state["augment_generator"])
+        loop, s = state["loop"], self.stats
+        s.steps, s.samples, s.final_loss = loop["step"], loop["samples"], loop["final_loss"]
+        s.data_seconds, s.compute_seconds = loop["data_seconds"], loop["compute_seconds"]
+        s.val_seconds, s.val_samples, s.val_evaluations = (
+            loop["val_seconds"],
+            loop["val_samples"],
+            loop["val_evaluations"],
+        )
+        s.best, s.micro_batch, s.adjustments = loop["best"], loop["micro_batch"], list(loop["adjustments"])
+        s.grad_accum = self.train.grad_accum * math.ceil(self.train.batch_size / max(1, s.micro_batch))
+        self.bad_evals = loop["bad_evals"]
+        s.resumed_from_step = s.steps
+        if s.best is not None and self.checkpoints is not None:
+            best = self.checkpoints.best()
+            if best is None:
+                raise RunFailed(
+                    f"the resume checkpoint at step {s.steps} refers to a best state, but "
+                    f"{self.checkpoints.folder}/best.pt is missing; delete the run folder to start it again"
+                )
+            self.best_state = {"model": best["model"], "head": best["head"]}
+        set_rng_state(state["rng"])  # last: nothing above may draw from a generator
+
+    # ----------------------------------------------------------------------------------------------------- run
+    def run(self, resume: dict[str, Any] | None = None) -> TrainStats:
+        if resume is not None:
+            self.load_state_dict(resume)
+        train, s = self.train, self.stats
+        frozen_until = train.freeze_encoders_epochs * self.per_epoch
+        frozen = _set_frozen(self.model, s.steps < frozen_until)
+        self._train_mode()
+        for step in range(s.steps, self.total):
+            if frozen and step >= frozen_until:
+                frozen = _set_frozen(self.model, False)
+            s.final_loss = self._step(step)
+            s.steps = step + 1
+            if step == 0 or (step + 1) % max(1, self.total // 20) == 0 or step + 1 == self.total:
+                self.log(
+                    {
+                        "step": step + 1,
+                        "epoch": round((step + 1) / self.per_epoch, 3),
+                        "loss": round(s.final_loss, 6),
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "grad_norm": self._grad_norm,
+                        "samples": s.samples,
+                        "elapsed_s": round(s.data_seconds + s.compute_seconds + s.val_seconds, 3),
+                    }
+                )
+            stop = self._validate(step + 1) if (step + 1) in self.eval_at else False
+            if self.on_step is not None:
+                self.on_step(step + 1)
+            if stop:
+                s.stopped_early = True
+                break
+            every = train.checkpoint_every
+            if self.checkpoints is not None and every and (step + 1) % every == 0 and step + 1 < self.total:
+                self.checkpoints.save(step + 1, self.state_dict())
+        s.seconds = s.data_seconds + s.compute_seconds
+        s.epochs = s.steps / self.per_epoch
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state["model"])
+            self.head.load_state_dict(self.best_state["head"])
+        return s
+
+    def _step(self, step: int) -> float:
+        """One optimiser step; redone with smaller micro-batches after an out-of-memory error when allowed."""
+        train, s = self.train, self.stats
+        batches = [self.order.next() for _ in range(train.grad_accum)]
+        while True:
             try:
-                with autocast():
-                    loss = task.loss(model, head, batch)
+                return self._accumulate(step, batches)
+            except RunFailed:
+                raise
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.on_oom != "halve_batch" or s.micro_batch <= 1:
+                    raise RunFailed(
+                        f"out of memory at step {step + 1} with micro-batch {s.micro_batch}; lower "
+                        "train.batch_size and raise train.grad_accum to keep the effective batch size, or set "
+                        "train.on_oom: halve_batch"
+                    ) from exc
+                _free_cached_memory()
+                s.micro_batch = max(1, s.micro_batch // 2)
+                s.grad_accum = train.grad_accum * math.ceil(train.batch_size / s.micro_batch)
+                s.adjustments.append(
+                    f"out of memory at step {step + 1} ({describe(exc)[:80]}): micro-batch halved to "
+                    f"{s.micro_batch}, {s.grad_accum} micro-batches per step (effective batch unchanged)"
+                )
+
+    def _accumulate(self, step: int, batches: list[tuple[int, torch.Tensor]]) -> float:
+        train, s = self.train, self.stats
+        scaler = self.scaler
+        running = 0.0
+        t_step = time.perf_counter()
+        data_time = 0.0
+        for epoch, idx in batches:
+            for chunk in idx.split(s.micro_batch):
+                t0 = time.perf_counter()
+                batch = self.batcher(self.data.train, chunk, train=True)
+                self.sync()
+                data_time += time.perf_counter() - t0
+                weight = len(chunk) / (len(idx) * train.grad_accum)  # mean-reduced losses: exact under splitting
+                with self.autocast():
+                    loss = self.task.loss(self.model, self.head, batch)
                 if not torch.isfinite(loss):
                     raise RunFailed(
-                        f"non-finite loss ({loss.item()}) at step {step + 1}/{total} (epoch {epoch + 1}); lower "
-                        "train.lr, keep train.grad_clip on, or use precision fp32/bf16"
+                        f"non-finite loss ({loss.item()}) at step {step + 1}/{self.total} (epoch {epoch + 1}); "
+                        "lower train.lr, keep train.grad_clip on, or use precision fp32/bf16"
                     )
-                (scaler.scale(loss / train.grad_accum) if scaler else loss / train.grad_accum).backward()
-            except Exception as exc:
-                if not is_out_of_memory(exc):  # torch.OutOfMemoryError (CUDA) or the CPU allocator's RuntimeError
-                    raise
-                raise RunFailed(
-                    f"out of memory at step {step + 1} with batch_size {train.batch_size}; lower train.batch_size "
-                    "and raise train.grad_accum to keep the effective batch size"
-                ) from exc
-            running += loss.item() / train.grad_accum
-            samples += len(idx)
+                (scaler.scale(loss * weight) if scaler else loss * weight).backward()
+                running += loss.item() * weight
+        for _, idx in batches:
+            s.samples += len(idx)
         if scaler is not None:
-            scaler.unscale_(optimizer)
-        grad_norm = nn.utils.clip_grad_norm_(params, train.grad_clip) if train.grad_clip else None
+            scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.params, train.grad_clip) if train.grad_clip else None
         if scaler is not None:
-            scaler.step(optimizer)
+            scaler.step(self.optimizer)
             scaler.update()
         else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        loss_value = running
-        if step == 0 or (step + 1) % max(1, total // 20) == 0 or step + 1 == total:
-            log(
-                {
-                    "step": step + 1,
-                    "epoch": round((step + 1) / per_epoch, 3),
-                    "loss": round(loss_value, 6),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "grad_norm": None if grad_norm is None else float(grad_norm),
-                    "elapsed_s": round(time.perf_counter() - start, 3),
-                }
-            )
-        if on_step is not None:
-            on_step(step + 1)
-    seconds = time.perf_counter() - start
-    return TrainStats(total, total / per_epoch, samples, seconds, loss_value, warmup_steps(total, train))
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.sync()
+        self._grad_norm = None if norm is None else float(norm)
+        s.data_seconds += data_time
+        s.compute_seconds += time.perf_counter() - t_step - data_time
+        return running
+
+    _grad_norm: float | None = None
+
+    def _train_mode(self) -> None:
+        """Train mode, except encoders frozen for the whole run: eval mode (no dropout, BatchNorm statistics kept),
+        the linear-probe convention, which also makes their features cacheable (:mod:`harness.train.features`)."""
+        self.model.train()
+        self.head.train()
+        if frozen_for_run(self.train.freeze_encoders_epochs, self.per_epoch, self.total):
+            for name, module in self.model.branches().items():
+                if name in ("image", "text"):
+                    module.eval()
+
+    def _validate(self, step: int) -> bool:
+        """Score the val split; keep the state if it is the best so far. Returns whether to stop early."""
+        s, sel = self.stats, self.selection
+        t0 = time.perf_counter()
+        self.model.eval()
+        self.head.eval()
+        try:
+            metrics = self.evaluate()
+        finally:
+            self._train_mode()
+        s.val_seconds += time.perf_counter() - t0
+        s.val_samples += len(self.data.val)
+        s.val_evaluations += 1
+        value = float(metrics.get(sel.metric, float("nan")))
+        improved = sel.better(value, None if s.best is None else s.best["value"])
+        if improved:
+            s.best = {"step": step, "metric": sel.metric, "value": value, "metrics": dict(metrics)}
+            self.best_state = {
+                "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+                "head": {k: v.detach().to("cpu", copy=True) for k, v in self.head.state_dict().items()},
+            }
+            if self.checkpoints is not None and self.train.checkpoint_every:
+                self.checkpoints.save_best({**self.best_state, "step": step, "metrics": dict(metrics)})
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+        self.log(
+            {
+                "step": step,
+                "epoch": round(step / self.per_epoch, 3),
+                "split": "val",
+                "metrics": {k: round(float(v), 6) for k, v in metrics.items()},
+                "select": sel.metric,
+                "best": improved,
+            }
+        )
+        return sel.patience is not None and self.bad_evals >= sel.patience
+
+
+def _free_cached_memory() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _set_frozen(model: XModel, frozen: bool) -> bool:

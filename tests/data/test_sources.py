@@ -13,7 +13,7 @@ import yaml
 
 from harness.data import coco
 from harness.data.issues import SampleIssues
-from harness.data.sources import DataSource
+from harness.data.sources import DataSource, Splits
 from harness.errors import UserError
 from harness.suite.schema import CocoDataset, Flickr30kDataset, Vqa2Dataset
 
@@ -121,7 +121,8 @@ def test_coco_2017_layout_through_the_karpathy_file(synth: Path, tmp_path: Path)
     k2014 = DataSource("c", CocoDataset(kind="coco", path="x"), synth).load("retrieval", "test")
     assert test.image_ids == k2014.image_ids and test.texts == k2014.texts
     assert {p.parent.name for p in test.paths} <= {"train2017", "val2017"}
-    assert source.splits("multilabel", None, None) == ("train2017", "val2017")
+    splits = source.splits("multilabel")
+    assert splits.names == ("train2017", "train2017[held-out 10%]", "val2017")  # no val annotations: held out
 
 
 def test_vqa_images_found_beside_the_questions(synth: Path, tmp_path: Path) -> None:
@@ -139,7 +140,12 @@ def test_vqa_images_found_beside_the_questions(synth: Path, tmp_path: Path) -> N
 def test_fingerprint_follows_annotations_and_image_list(synth: Path, tmp_path: Path) -> None:
     root = tmp_path / "data"
     shutil.copytree(synth, root)
-    fp = lambda: DataSource("v", Vqa2Dataset(kind="vqa2", path="x"), root).fingerprint("vqa", ("train2014", "val2014"))  # noqa: E731
+
+    def fp() -> str:
+        return DataSource("v", Vqa2Dataset(kind="vqa2", path="x"), root).fingerprint(
+            "vqa", Splits("train2014", None, "val2014", 0.1)
+        )
+
     first = fp()
     assert fp() == first  # stable
     # files this task does not read do not matter
@@ -237,3 +243,36 @@ def test_vqa_test_dev_writes_the_official_results_file(synth: Path, tmp_path: Pa
     assert all(r["answer"] in vocab for r in results)
     assert json.loads(next((out / "runs").rglob("metrics.json")).read_text())["metrics"] == {}
     assert "## Results files for submission" in (out / "report.md").read_text()
+
+
+def test_held_out_val_is_whole_images_and_the_same_in_any_file_order(synth: Path, tmp_path: Path) -> None:
+    src = DataSource("v", Vqa2Dataset(kind="vqa2", path="x"), synth)
+    splits = src.splits("vqa", val_fraction=0.25)
+    train, val, test = src.records("vqa", splits)
+    full = src.load("vqa", "train2014")
+    assert len(val.paths) == round(0.25 * len(full.paths))  # a quarter of the images...
+    assert set(train.paths).isdisjoint(val.paths) and set(train.paths) | set(val.paths) == set(full.paths)
+    assert len(train.questions) + len(val.questions) == len(full.questions)  # ...with every question about them
+    assert test.paths == src.load("vqa", "val2014").paths
+    # shuffled annotation files hold out exactly the same images
+    root = tmp_path / "shuffled"
+    shutil.copytree(synth, root)
+    for name in ("v2_OpenEnded_mscoco_train2014_questions.json", "v2_mscoco_train2014_annotations.json"):
+        data = json.loads((root / name).read_text())
+        key = "questions" if "questions" in name else "annotations"
+        data[key].reverse()
+        (root / name).write_text(json.dumps(data))
+    other = DataSource("v", Vqa2Dataset(kind="vqa2", path="x"), root)
+    _, val2, _ = other.records("vqa", other.splits("vqa", val_fraction=0.25))
+    assert sorted(p.name for p in val2.paths) == sorted(p.name for p in val.paths)
+
+
+def test_default_splits_per_kind(synth: Path) -> None:
+    vqa = DataSource("v", Vqa2Dataset(kind="vqa2", path="x"), synth).splits("vqa")
+    assert vqa.names == ("train2014", "train2014[held-out 10%]", "val2014")  # VQA: held-out part of train
+    coco = DataSource("c", CocoDataset(kind="coco", path="x"), synth)
+    assert coco.splits("retrieval").names == ("train", "val", "test")  # Karpathy
+    raw = coco.splits("retrieval", "train2014", test="val2014")
+    assert raw.val is None and raw.val_fraction == 0.1  # raw captions files have no val split
+    with pytest.raises(UserError, match="val_split is 'test', the same as its test_split"):
+        coco.splits("retrieval", val="test")

@@ -356,8 +356,8 @@ def test_html_embeds_every_chart_as_a_png() -> None:
         "vqa: vqa_accuracy by model",
         "vqa: vqa_yesno by model",
         "classify: top1 by model",
-        "vqa: training loss against optimiser step",
-        "classify: training loss against optimiser step",
+        "vqa: training loss and val metric against optimiser step",
+        "classify: training loss and val metric against optimiser step",
         "vqa: vqa_accuracy against training samples/s",
         "classify: top1 against training samples/s",
     ]

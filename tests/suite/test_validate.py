@@ -304,7 +304,7 @@ def test_scoring_on_the_training_split_is_refused(tiny_suite, capsys) -> None:
     task = {"type": "vqa", "dataset": "shapes-vqa", "models": ["bert"], "train_split": "val2014"}
     path = tiny_suite(tasks={"vqa": {**task, "eval_split": "val2014"}})
     assert main(["validate", str(path)]) == 2
-    assert "tasks.vqa: train_split and eval_split are both 'val2014'" in _err(capsys)
+    assert "tasks.vqa: train_split and test_split are both 'val2014'" in _err(capsys)
 
 
 CLAIM = {"model": "xbert", "baseline": "vit", "task": "cls", "delta": 3.2}

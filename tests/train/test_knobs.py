@@ -77,7 +77,7 @@ def test_progressive_unfreezing(tiny_suite, tmp_path: Path) -> None:
     from harness.runner import prepare
     from harness.suite import load_suite
     from harness.tasks.base import Batcher
-    from harness.train.loop import plan_steps, train_model
+    from harness.train.loop import Trainer, plan_steps
 
     path = tiny_suite(
         seeds=[0], tasks={"cls": {"type": "classification", "dataset": "shapes-cls", "models": ["xbert"]}}
@@ -102,7 +102,7 @@ def test_progressive_unfreezing(tiny_suite, tmp_path: Path) -> None:
     batcher = Batcher(ctx.image.mean, ctx.image.std, torch.device("cpu"))
     import contextlib
 
-    train_model(model, head, task, data, train, batcher, contextlib.nullcontext, None, 0, lambda r: None, on_step)
+    Trainer(model, head, task, data, train, batcher, contextlib.nullcontext, None, 0, lambda r: None, on_step).run()
     end = state()
     mid = snap["after_epoch_1"]
     enc = [
