@@ -256,22 +256,23 @@ class RunState:
 
 
 def dry_run(plan: Plan, out_dir: Path, runs: list[RunSpec]) -> list[RunState]:
-    """Each run's state on disk and a time estimate from finished runs of similar size (same task and model,
-    else same task and model type) in this folder."""
+    """Each run's state on disk and a time estimate from finished runs of similar size in this folder (same task
+    and model, else same task and model type; older configurations count too): their seconds per optimiser step
+    times this run's steps."""
     from harness.results.record import read_record
     from harness.results.store import LOCK, RunLock
     from harness.train.checkpoint import Checkpoints
 
     done: dict[tuple[str, str], list[float]] = {}
     by_type: dict[tuple[str, str], list[float]] = {}
-    records = {}
-    for spec in plan.runs:
-        record = read_record(out_dir / spec.folder, spec.fingerprint)
-        records[spec.fingerprint] = record
+    records = {spec.fingerprint: read_record(out_dir / spec.folder, spec.fingerprint) for spec in plan.runs}
+    # every finished run in the folder informs the estimate, older configurations included (same task and model)
+    for folder in sorted((out_dir / "runs").glob("*/*/*")):
+        record = read_record(folder)
         if record is not None and record.ok and record.timings.wall_seconds > 0:
             per_step = record.timings.wall_seconds / max(1, record.timings.steps)
-            done.setdefault((spec.task, spec.model), []).append(per_step)
-            by_type.setdefault((spec.task, spec.model_type), []).append(per_step)
+            done.setdefault((record.task, record.model), []).append(per_step)
+            by_type.setdefault((record.task, record.model_type), []).append(per_step)
     out = []
     for spec in runs:
         record = records[spec.fingerprint]

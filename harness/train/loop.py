@@ -307,13 +307,15 @@ class Trainer:
                 weight = len(chunk) / (len(idx) * train.grad_accum)  # mean-reduced losses: exact under splitting
                 with self.autocast():
                     loss = self.task.loss(self.model, self.head, batch)
-                if not torch.isfinite(loss):
+                value = loss.item()  # one device sync per micro-batch, which the check and the log share
+                if not math.isfinite(value):
                     raise RunFailed(
-                        f"non-finite loss ({loss.item()}) at step {step + 1}/{self.total} (epoch {epoch + 1}); "
+                        f"non-finite loss ({value}) at step {step + 1}/{self.total} (epoch {epoch + 1}); "
                         "lower train.lr, keep train.grad_clip on, or use precision fp32/bf16"
                     )
-                (scaler.scale(loss * weight) if scaler else loss * weight).backward()
-                running += loss.item() * weight
+                scaled = loss if weight == 1.0 else loss * weight  # x * 1.0 is exact: the same gradients
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                running += value * weight
         for _, idx in batches:
             s.samples += len(idx)
         if scaler is not None:
