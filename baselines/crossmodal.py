@@ -145,7 +145,35 @@ class CrossModalBert(XModel):
             return x[:, 0]
         return self._single_stream(text.ids, text.mask, visual)
 
+    def spatial(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The visual tokens after fusion, on the image encoder's grid (one map; see the module docstring):
+
+        - ``single_stream``: BERT's output states at the visual positions (each attended to the text);
+        - ``cross_attention``: each projected visual token plus the fused [CLS] (text that attended to the image);
+        - ``sum`` / ``concat``: the model's fusion applied token by token, [CLS] with each visual token.
+        """
+        image = self.encode_image(batch["image"])
+        fusion, n = self.cfg.fusion, image.tokens.shape[1]
+        if fusion == "single_stream":
+            visual = self.fusion["visual"](image.tokens)
+            states = self._single_stream_states(batch["input_ids"], batch["attention_mask"], visual)
+            tokens = states[:, -n:]
+        else:
+            text = self.encode_text(batch["input_ids"], batch["attention_mask"])
+            if fusion == "cross_attention":
+                tokens = self.fusion["visual"](image.tokens) + self.fuse(image, text).unsqueeze(1)
+            elif fusion == "sum":
+                cls = self.fusion["text_proj"](text.pooled).unsqueeze(1)
+                tokens = self.fusion["mlp"](cls + self.fusion["image_proj"](image.tokens))
+            else:
+                cls = text.pooled.unsqueeze(1).expand(-1, n, -1)
+                tokens = self.fusion["mlp"](torch.cat([cls, image.tokens], dim=-1))
+        return [self.image.tokens_to_grid(tokens)]
+
     def _single_stream(self, input_ids: torch.Tensor, mask: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        return self._single_stream_states(input_ids, mask, visual)[:, 0]
+
+    def _single_stream_states(self, input_ids: torch.Tensor, mask: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         bert = self.text.model
         words = bert.embeddings.word_embeddings(input_ids)  # (B, T, H)
         b, t, n = input_ids.shape[0], input_ids.shape[1], visual.shape[1]
@@ -154,7 +182,7 @@ class CrossModalBert(XModel):
         positions = torch.arange(t + n, device=input_ids.device).unsqueeze(0).expand(b, -1)
         full_mask = torch.cat([mask, mask.new_ones(b, n)], dim=1)
         out = bert(inputs_embeds=embeds, attention_mask=full_mask, token_type_ids=types, position_ids=positions)
-        return out.last_hidden_state[:, 0]
+        return out.last_hidden_state  # (B, T + N, H)
 
     def branches(self) -> dict[str, nn.Module]:
         return {"image": self.image, "text": self.text, "fusion": self.fusion}

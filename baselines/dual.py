@@ -46,6 +46,10 @@ class DualEncoder(XModel):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Encoded:
         return self.text(input_ids, attention_mask)
 
+    def spatial(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The image tower's feature maps: a dual encoder fuses nothing, so detection reads its image tower."""
+        return self.image.feature_maps(batch["image"])
+
     def branches(self) -> dict[str, nn.Module]:
         return {"image": self.image, "text": self.text}
 

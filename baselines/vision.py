@@ -35,6 +35,9 @@ class ImageOnly(XModel):
     def encode_image(self, image: torch.Tensor) -> Encoded:
         return self.image(image)
 
+    def spatial(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        return self.image.feature_maps(batch["image"])
+
     def branches(self) -> dict[str, nn.Module]:
         return {"image": self.image}
 

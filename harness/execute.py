@@ -108,7 +108,7 @@ def execute_run(
         try:
             log = writer.log if tensorboard is None else _Tee(writer.log, tensorboard / spec.run_id)
             try:
-                outcome = _run(spec, ctx, writer, log, on_step, checkpoints, resume)
+                outcome = _run(spec, ctx, writer, log, on_step, checkpoints, resume, out_dir=out_dir)
             finally:
                 if isinstance(log, _Tee):
                     log.close()
@@ -202,22 +202,22 @@ def _run(
     on_step,
     checkpoints: Checkpoints | None = None,
     resume: dict[str, Any] | None = None,
+    *,
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
     device = ctx.device
     train = spec.train
     seed_everything(spec.seed, spec.hardware.deterministic)
-    resolved = ctx.models[spec.model]
-    tok = ctx.tokenizer
-    build_ctx = BuildContext(
-        image_size=ctx.image.size,
-        max_text_len=ctx.max_text_len,
-        vocab_size=len(tok) if tok is not None else None,
-        pad_token_id=getattr(tok, "pad_token_id", 0) or 0,
-    )
-    model = build_model(resolved, build_ctx).to(device)
+    if not getattr(type(ctx.tasks[spec.task]), "trains", True):
+        return _run_untrained(spec, ctx, writer, out_dir)
+    model = _build(spec, ctx)
     task, data = ctx.tasks[spec.task], ctx.data[spec.task]
     head = task.build_head(model, data).to(device)
-    batcher = Batcher(ctx.image.mean, ctx.image.std, device, ctx.image.augment, ctx.image.crop_scale, spec.seed)
+    own_augmentation = getattr(type(task), "own_augmentation", False)
+    if own_augmentation:  # the task augments images together with their targets (detection: boxes)
+        task.augment = (ctx.image.augment, ctx.image.crop_scale)
+    augment = "none" if own_augmentation else ctx.image.augment
+    batcher = Batcher(ctx.image.mean, ctx.image.std, device, augment, ctx.image.crop_scale, spec.seed)
     probe = batcher(data.train, torch.arange(min(2, len(data.train))), with_targets=False)
     check_forward(model, probe, f"models.{spec.model} ({spec.model_type})")
     autocast = autocast_factory(device, spec.hardware.precision)
@@ -226,7 +226,8 @@ def _run(
     total, trainable = measure.count_params(model, head)
     flops = _count_flops(task, model, head, data, batcher, train.batch_size, autocast)
     eval_bs = train.eval_batch_size or 2 * train.batch_size
-    cache_notes = _feature_cache(spec, model, data, batcher, eval_bs, autocast)
+    image_encoder = getattr(model, "image", None)  # the feature cache may swap it; kept weights need it back
+    cache_notes = _feature_cache(spec, type(task), model, data, batcher, eval_bs, autocast)
     task_cls = type(task)
     select = getattr(task.spec, "select_metric", None) or task_cls.main_metric
     stop = train.early_stopping
@@ -258,6 +259,8 @@ def _run(
     eval_start = time.perf_counter()
     result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
     test_seconds = time.perf_counter() - eval_start
+    if spec.extra.get("keep_weights"):  # a zero-shot task loads this state (see harness/tasks/zero_shot.py)
+        keep_weights(writer.folder, model, head, image_encoder)
     writer.predictions(result.predictions)
     for name, arr in result.arrays.items():
         writer.array(name, arr)
@@ -328,12 +331,123 @@ def _run(
     }
 
 
-def _feature_cache(spec: RunSpec, model, data: TaskData, batcher: Batcher, batch_size: int, autocast) -> dict:
+WEIGHTS = "model.pt"
+
+
+def _build(spec: RunSpec, ctx: SharedContext):
+    """The run's model on its device, built with the suite's image size and tokenizer."""
+    tok = ctx.tokenizer
+    build_ctx = BuildContext(
+        image_size=ctx.image.size,
+        max_text_len=ctx.max_text_len,
+        vocab_size=len(tok) if tok is not None else None,
+        pad_token_id=getattr(tok, "pad_token_id", 0) or 0,
+    )
+    return build_model(ctx.models[spec.model], build_ctx).to(ctx.device)
+
+
+def keep_weights(folder: Path, model, head, image_encoder) -> None:
+    """Write the scored state of ``model`` and ``head`` to ``folder/model.pt`` (atomically), with the real image
+    encoder even when the frozen-encoder feature cache stood in for it."""
+    import io
+
+    from harness.results.store import atomic_write_bytes
+
+    swapped = image_encoder is not None and getattr(model, "image", None) is not image_encoder
+    cached = model.image if swapped else None
+    if swapped:
+        model.image = image_encoder
+    try:
+        buf = io.BytesIO()
+        torch.save({"model": model.state_dict(), "head": head.state_dict()}, buf)
+    finally:
+        if swapped:
+            model.image = cached
+    atomic_write_bytes(folder / WEIGHTS, buf.getvalue())
+
+
+def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir: Path | None) -> dict[str, Any]:
+    """A task that trains nothing (zero-shot): load the state its ``trained_by`` run kept, then score the test
+    split once."""
+    device = ctx.device
+    upstream = spec.upstream or {}
+    task, data = ctx.tasks[spec.task], ctx.data[spec.task]
+    model = _build(spec, ctx)
+    head = ctx.tasks[upstream["task"]].build_head(model, None).to(device)
+    folder = (out_dir or Path(".")) / upstream["folder"]
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise RunFailed(
+            f"the {upstream['task']} run {upstream['run_id']} that trains this model's towers has not finished with "
+            f"kept weights ({path} is missing); run it first (xmbench run SUITE --tasks {upstream['task']}), or, if "
+            "it finished before a zero-shot task used it, delete its folder to train it again"
+        )
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        head.load_state_dict(state["head"])
+    except Exception as exc:  # a damaged or foreign file
+        raise RunFailed(f"{path}: cannot load the kept weights ({describe(exc)[:200]}); delete the file's run folder "
+                        "to train it again") from exc
+    model.eval()
+    head.eval()
+    autocast = autocast_factory(device, spec.hardware.precision)
+    batcher = Batcher(ctx.image.mean, ctx.image.std, device, "none", ctx.image.crop_scale, spec.seed)
+    measure.reset_peak_memory(device)
+    total, _ = measure.count_params(model, head)
+    eval_bs = spec.train.eval_batch_size or 2 * spec.train.batch_size
+    one = batcher(data.test, torch.arange(1), with_targets=False)
+    forward, error = None, "train FLOPs: a zero-shot run trains nothing"
+    try:
+        forward = measure.eval_flops(lambda b: head.embed_image(model.encode_image(b["image"])), one)
+    except measure.FlopCountError as exc:
+        error += f"; forward FLOPs: {exc}"
+    start = time.perf_counter()
+    result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
+    test_seconds = time.perf_counter() - start
+    writer.predictions(result.predictions)
+    for name, obj in result.files.items():
+        writer.extra_json(name, obj)
+    if result.evidence is not None:
+        writer.evidence(result.evidence.to_bytes())
+    skipped = ctx.skipped.get(spec.task) or {"count": 0}
+    if skipped["count"]:
+        writer.extra_json("skipped.json", skipped)
+    return {
+        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "val_metrics": {},
+        "selection": {"metric": None, "trained_by": upstream.get("run_id"), "upstream": upstream.get("fingerprint")},
+        "adjustments": [],
+        "notes": {**result.notes, "trained_by": {k: upstream[k] for k in ("task", "run_id", "fingerprint")}},
+        "timings": {
+            "eval_seconds": round(test_seconds, 3),
+            "test_seconds": round(test_seconds, 3),
+            "eval_samples_per_s": round(len(data.test) / test_seconds, 2) if test_seconds > 0 else None,
+            "rss_scope": measure.rss_peak_scope() if device.type != "cuda" else None,
+            **measure.peak_memory_mb(device),
+        },
+        "cost": Cost(params=total, trainable_params=0, forward_flops_per_sample=forward, flops_error=error),
+        "skipped": {**skipped, "samples": skipped.get("samples", [])[:100]},
+        "data": {
+            "train_examples": 0,
+            "val_examples": 0,
+            "eval_examples": len(data.test),
+            "splits": list(spec.splits),
+            "dataset_fingerprint": spec.dataset_fingerprint,
+        },
+    }
+
+
+def _feature_cache(
+    spec: RunSpec, task_cls, model, data: TaskData, batcher: Batcher, batch_size: int, autocast
+) -> dict:
     """With encoders frozen for the whole run, encode the images once (or reuse the cached features)."""
     train = spec.train
     per_epoch, total = plan_steps(len(data.train), train)
     if not features.frozen_for_run(train.freeze_encoders_epochs, per_epoch, total):
         return {}
+    if not getattr(task_cls, "feature_cache", True):
+        return {"feature_cache": {"off": f"a {task_cls.type} task reads spatial features, not cached pooled ones"}}
     reason = features.why_not_cached(model, spec.image.augment, train.feature_cache)
     if reason is not None:
         return {"feature_cache": {"off": reason}}
@@ -371,7 +485,11 @@ def _count_flops(task: Task, model, head, data: TaskData, batcher: Batcher, batc
     model.eval()
     head.eval()
     try:
-        if task.type == "retrieval":
+        if hasattr(task, "flops_forward"):
+
+            def fn(b):
+                return task.flops_forward(model, head, b)
+        elif task.type == "retrieval":
 
             def fn(b):
                 img = model.encode_image(b["image"])

@@ -54,6 +54,9 @@ class RunSpec:
     harness_version: str = __version__
     numerics_version: int = NUMERICS_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # facts not in the fingerprint (never numbers-changing)
+    # The run whose kept weights this run scores (a zero-shot task's trained_by run of the same model and seed):
+    # task, run_id, folder and fingerprint. Its fingerprint is part of this run's.
+    upstream: dict[str, Any] | None = None
 
     @property
     def run_id(self) -> str:
@@ -65,8 +68,9 @@ class RunSpec:
         return f"runs/{self.task}/{self.model}/seed{self.seed}-{self.fingerprint[:10]}"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form (``spec.json``): typed blocks as their pydantic JSON dumps."""
-        return {
+        """JSON form (``spec.json``): typed blocks as their pydantic JSON dumps. ``upstream`` appears only when set,
+        so that the fingerprints of runs without one do not depend on it."""
+        out = {
             "suite": self.suite,
             "task": self.task,
             "task_type": self.task_type,
@@ -92,6 +96,9 @@ class RunSpec:
             "harness_version": self.harness_version,
             "numerics_version": self.numerics_version,
         }
+        if self.upstream is not None:
+            out["upstream"] = self.upstream
+        return out
 
     @cached_property
     def fingerprint(self) -> str:
@@ -119,7 +126,8 @@ def plan_runs(
     splits: dict[str, Any],
     tokenizer_fingerprint: str | None,
 ) -> list[RunSpec]:
-    """Expand tasks × models × seeds in suite order (task, then model, then seed)."""
+    """Expand tasks × models × seeds in suite order (task, then model, then seed); runs of tasks that train nothing
+    (zero-shot) come last, each linked to its ``trained_by`` run, which keeps its weights for it."""
     runs = []
     for tname, task in suite.tasks.items():
         dataset = suite.datasets[task.dataset]
@@ -154,4 +162,34 @@ def plan_runs(
                         tokenizer_fingerprint=tokenizer_fingerprint if reads_text else None,
                     )
                 )
-    return runs
+    return _link_upstream(suite, runs)
+
+
+def _link_upstream(suite: Suite, runs: list[RunSpec]) -> list[RunSpec]:
+    import dataclasses
+
+    uses = {
+        (task.trained_by, m)
+        for task in suite.tasks.values()
+        if getattr(task, "trained_by", None)
+        for m in task.models
+    }
+    if not uses:
+        return runs
+    by_key = {(r.task, r.model, r.seed): r for r in runs}
+    trainers, linked = [], []
+    for r in runs:
+        if (r.task, r.model) in uses:
+            r = dataclasses.replace(r, extra={**r.extra, "keep_weights": True})
+            by_key[(r.task, r.model, r.seed)] = r
+        trainers.append(r)
+    out = []
+    for r in trainers:
+        trained_by = getattr(suite.tasks[r.task], "trained_by", None)
+        if trained_by is None:
+            out.append(r)
+            continue
+        up = by_key[(trained_by, r.model, r.seed)]
+        info = {"task": up.task, "run_id": up.run_id, "folder": up.folder, "fingerprint": up.fingerprint}
+        linked.append(dataclasses.replace(r, upstream=info))
+    return out + linked

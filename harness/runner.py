@@ -192,6 +192,10 @@ def prepare(suite: Suite, suite_path: Path, data_root: Path, console):
 
 
 def _texts(task, records) -> list[str]:
+    """The texts of a task's train split that the suite's tokenizer is built from (none for zero-shot: its prompts
+    are tokenised with the vocabulary its towers were trained with, as a real tokenizer would)."""
+    if task.type == "zero_shot":
+        return []
     if hasattr(records, "questions"):
         return list(records.questions)
     if hasattr(records, "texts"):
@@ -303,6 +307,8 @@ def _planned_steps(plan: Plan, spec: RunSpec) -> int:
     """Optimiser steps of a run, from the size of its train split (records loaded at planning)."""
     from harness.train.loop import plan_steps
 
+    if spec.upstream is not None:  # scores its trained_by run's weights: no training step
+        return 0
     src = plan.sources[spec.dataset]
     train_records = src.records(spec.task_type, plan.splits[spec.task])[0]
     n = len(getattr(train_records, "texts", None) or getattr(train_records, "questions", None) or train_records.paths)
@@ -352,7 +358,10 @@ def run_suite(
         console.log(f"[red]{len(blocked)} run(s) of task(s) {', '.join(data_errors)} not started: bad input[/red]")
     executed = 0
     steps = {
-        s.run_id: plan_steps(len(ctx.data[s.task].train), s.train)[1] if s.task in ctx.data else 0 for s in pending
+        s.run_id: plan_steps(len(ctx.data[s.task].train), s.train)[1]
+        if s.task in ctx.data and s.upstream is None
+        else 0
+        for s in pending
     }
     tb_root = out_dir / "tensorboard" if tensorboard else None
     with _Progress(console, steps, len(pending)) as progress:

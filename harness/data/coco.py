@@ -20,7 +20,7 @@ import numpy as np
 from harness.data import formats
 from harness.data.images import safe_join
 from harness.data.issues import SampleIssues
-from harness.data.records import DATASET_HINT, MultilabelSplit, RetrievalSplit, index_unique
+from harness.data.records import DATASET_HINT, DetectionSplit, MultilabelSplit, RetrievalSplit, index_unique
 from harness.errors import UserError
 
 
@@ -62,6 +62,59 @@ def load_instances(ann_path: Path, images_root: Path, split_dir: str, issues: Sa
         [c["name"] for c in categories],
         ids,
     )
+
+
+def load_detection(ann_path: Path, images_root: Path, split_dir: str, issues: SampleIssues) -> DetectionSplit:
+    """``instances_*.json`` -> every image (ascending id, empty ones included) with its box annotations.
+
+    Bad samples (stop, or skip and count): what :func:`labels_of_instances` refuses, and a box with a width or height
+    that is not positive. Crowd regions are kept: COCOeval uses them to ignore matching detections, and the
+    detection task leaves them out of the training targets.
+    """
+    where = str(ann_path)
+    data = formats.read(ann_path, formats.COCO_INSTANCES, DATASET_HINT)
+    images, _, categories = labels_of_instances(data, where, issues)
+    known = {c["id"] for c in categories}
+    by_image: dict[int, list[dict]] = {i: [] for i in images}
+    for ann in data["annotations"]:
+        if "iscrowd" not in ann or ann["image_id"] not in images or ann["category_id"] not in known:
+            continue  # reported by labels_of_instances
+        w, h = ann["bbox"][2:]
+        if not (w > 0 and h > 0):
+            issues.bad(where, f"annotation id {ann['id']}", f"has a box of width {w} and height {h}; both must be > 0")
+            continue
+        keep = {k: ann[k] for k in ("id", "image_id", "category_id", "bbox", "area", "iscrowd")}
+        if "ignore" in ann:
+            keep["ignore"] = ann["ignore"]
+        by_image[ann["image_id"]].append(keep)
+    out = DetectionSplit([], [], [], [], [c["id"] for c in categories], [c["name"] for c in categories])
+    for image_id in sorted(images):
+        entry = images[image_id]
+        path = _image_path(images_root / split_dir, entry["file_name"], where, issues, f"image id {image_id}")
+        if path is None:
+            continue
+        size = (entry.get("width"), entry.get("height"))
+        if not all(isinstance(v, int | float) and v > 0 for v in size):
+            size = _image_size(path, where, issues, f"image id {image_id}")
+            if size is None:
+                continue
+        out.paths.append(path)
+        out.ids.append(image_id)
+        out.sizes.append(size)
+        out.annotations.append(by_image[image_id])
+    return out
+
+
+def _image_size(path: Path, where: str, issues: SampleIssues, sample: str) -> tuple[int, int] | None:
+    """(width, height) from the image header, for files whose entry has no size."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception as exc:  # any decoding failure of the header is a bad image
+        issues.bad(where, sample, f"has no width/height, and the header of {path.name} cannot be read: {exc}")
+        return None
 
 
 def multi_hot(ids: list[int], labels: dict[int, set[int]], n_classes: int) -> np.ndarray:

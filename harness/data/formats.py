@@ -109,6 +109,8 @@ Box = Annotated[list[float], msgspec.Meta(min_length=4, max_length=4)]  # [x, y,
 class CocoImage(TypedDict):
     id: int
     file_name: str
+    width: NotRequired[float]  # detection maps boxes to and from the decoded size with them (else read from the file)
+    height: NotRequired[float]
 
 
 class CocoInstance(TypedDict):

@@ -77,7 +77,10 @@ class ImageFolderKind(DatasetKind):
     """``ROOT/[SPLIT/]CLASS/*.jpg`` (see :mod:`harness.data.imagefolder`)."""
 
     name = "imagefolder"
-    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {"classification": ("train", "val", "test")}
+    splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {
+        "classification": ("train", "val", "test"),
+        "zero_shot": ("train", "val", "test"),  # scored on test only; train and val are not read
+    }
     synthetic_subdir = "imagefolder"
     split_names = imagefolder.SPLITS
 
@@ -174,6 +177,7 @@ class CocoKind(_CaptionKind):
     name = "coco"
     splits: ClassVar[dict[str, tuple[str, str | None, str]]] = {
         "multilabel": ("train{year}", None, "val{year}"),
+        "detection": ("train{year}", None, "val{year}"),
         "retrieval": ("train", "val", "test"),
     }
     karpathy_file = "dataset_coco.json"
@@ -192,11 +196,12 @@ class CocoKind(_CaptionKind):
 
     def load(self, task_type: str, split: str):
         src = self.source
-        if task_type == "multilabel":
+        if task_type in ("multilabel", "detection"):
             ann = src.find(
                 [f"annotations/instances_{split}.json", f"instances_{split}.json"], f"instances_{split}.json"
             )
-            return coco.load_instances(ann, src.images_root(split), split, src.issues)
+            load = coco.load_instances if task_type == "multilabel" else coco.load_detection
+            return load(ann, src.images_root(split), split, src.issues)
         if split in KARPATHY_SPLITS:
             return self.load_retrieval(split)
         ann = src.find([f"annotations/captions_{split}.json", f"captions_{split}.json"], f"captions_{split}.json")
@@ -212,7 +217,7 @@ class CocoKind(_CaptionKind):
     def check_layout(self, task_type: str, splits: tuple[str, ...]) -> None:
         if task_type == "retrieval" and all(s in KARPATHY_SPLITS for s in splits):
             return super().check_layout(task_type, splits)
-        kind = "instances" if task_type == "multilabel" else "captions"
+        kind = "instances" if task_type in ("multilabel", "detection") else "captions"
         for split in splits:
             names = [f"annotations/{kind}_{split}.json", f"{kind}_{split}.json"]
             coco.find_file(self.source.root, names, f"datasets.{self.source.name}: {kind}_{split}.json")

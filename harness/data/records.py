@@ -55,6 +55,37 @@ class MultilabelSplit:
 
 
 @dataclass
+class DetectionSplit:
+    """Images with their boxes. ``annotations[i]`` are image ``i``'s COCO annotations (``bbox`` [x, y, w, h] in the
+    image's own pixels, ``category_id``, ``iscrowd``, ``area``, ``id``), kept as COCOeval reads them; ``sizes[i]`` is
+    its (width, height). Category ids map to columns 0..K-1 in ascending id order."""
+
+    paths: list[Path]
+    ids: list[int]
+    sizes: list[tuple[int, int]]
+    annotations: list[list[dict]]
+    category_ids: list[int]
+    category_names: list[str]
+
+    def without_images(self, bad: set[int]) -> tuple[DetectionSplit, list[int]]:
+        rows = _keep(bad, len(self.paths))
+        pick = lambda xs: [xs[i] for i in rows]  # noqa: E731
+        split = DetectionSplit(
+            pick(self.paths), pick(self.ids), pick(self.sizes), pick(self.annotations), self.category_ids,
+            self.category_names,
+        )  # fmt: skip
+        return split, rows
+
+    def coco_ground_truth(self) -> dict:
+        """The split as a COCO instances dict (every image, empty ones included, and every category), for COCOeval."""
+        return {
+            "images": [{"id": i, "width": w, "height": h} for i, (w, h) in zip(self.ids, self.sizes)],
+            "annotations": [a for anns in self.annotations for a in anns],
+            "categories": [{"id": c, "name": n} for c, n in zip(self.category_ids, self.category_names)],
+        }
+
+
+@dataclass
 class RetrievalSplit:
     """Images and captions; texts are numbered consecutively in file order."""
 

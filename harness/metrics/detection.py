@@ -67,7 +67,7 @@ def _prepare_gt(gt: str | Path | dict, iscrowd_default: int | None) -> tuple[dic
     return data, name
 
 
-def _prepare_results(results: str | Path | list, image_ids: set) -> list[dict]:
+def _prepare_results(results: str | Path | list, image_ids: set, allow_empty: bool = False) -> list[dict]:
     from harness.data import formats
 
     if isinstance(results, str | Path):
@@ -85,6 +85,8 @@ def _prepare_results(results: str | Path | list, image_ids: set) -> list[dict]:
         _check_boxes(data, name, "detection", None)
     else:
         raise UserError(f"Expected `results` to be a path or a list of detections, but got {type(results).__name__}")
+    if not data and allow_empty:
+        return data
     if not data and isinstance(results, list):
         raise UserError(f"Expected {name} to be a non-empty list of detections, but it is empty")
     if not data:
@@ -124,6 +126,7 @@ def coco_detection_stats(
     gt: str | Path | dict,
     results: str | Path | list,
     iscrowd_default: int | None = None,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Run ``COCOeval(gt, dt, "bbox")`` (evaluate, accumulate, summarize) silently and return its 12 stats.
 
@@ -132,6 +135,10 @@ def coco_detection_stats(
         results: A COCO detection results file or the loaded list (not modified).
         iscrowd_default: Value for annotations without ``iscrowd``. ``None`` (default) raises instead, since
             pycocotools would crash with a ``KeyError``.
+        allow_empty: Score an empty results list (a model that detects nothing) as COCOeval scores a results set
+            with no detections: AP and AR 0 where the area range has ground truth, -1 where it has none.
+            ``COCO.loadRes`` itself cannot load an empty list, so the results set is built directly. When False
+            (the default, and ``xmbench score``), an empty list is an error: it is usually the wrong file.
 
     Returns:
         ``{"stats": [12 floats, pycocotools fractions], "AP": pct, "AP50": pct, ..., "ARl": pct}``.
@@ -145,12 +152,18 @@ def coco_detection_stats(
     from pycocotools.cocoeval import COCOeval
 
     gt_data, _ = _prepare_gt(gt, iscrowd_default)
-    dt_data = _prepare_results(results, {img["id"] for img in gt_data["images"]})
+    dt_data = _prepare_results(results, {img["id"] for img in gt_data["images"]}, allow_empty)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt_data
         coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(dt_data)
+        if dt_data:
+            coco_dt = coco_gt.loadRes(dt_data)
+        else:  # what loadRes builds, with no annotations
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": list(gt_data["images"]), "categories": list(gt_data["categories"])}
+            coco_dt.dataset["annotations"] = []
+            coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()

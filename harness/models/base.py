@@ -70,6 +70,18 @@ class XModel(nn.Module):
         """Joint representation (B, feature_dim) of paired image and text encodings (fusion models only)."""
         raise NotImplementedError(f"{type(self).__name__} does not fuse modalities")
 
+    # Dense prediction (detection) ---------------------------------------------------------------------------
+    def spatial(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Spatial feature maps of the batch's images, finest first: a list of (B, C_l, H_l, W_l) tensors whose
+        strides (image size / H_l) grow level by level. One map is a single-scale model (a ViT); the detection
+        head then builds the pyramid's coarser levels itself. Models that read text return text-conditioned
+        maps (their visual tokens after fusion)."""
+        raise NotImplementedError(f"{type(self).__name__} has no spatial features")
+
+    @property
+    def has_spatial(self) -> bool:
+        return type(self).spatial is not XModel.spatial
+
     # Optimisation ------------------------------------------------------------------------------------------
     def branches(self) -> dict[str, nn.Module]:
         """Sub-modules by branch (``image``, ``text``, ``fusion``) for per-branch learning-rate multipliers."""

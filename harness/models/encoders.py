@@ -48,6 +48,44 @@ class ImageEncoder(nn.Module):
             probe = self.model.forward_features(torch.zeros(1, 3, ctx.image_size, ctx.image_size, device=device))
         self.model.train()
         self.num_tokens = int(probe.shape[2] * probe.shape[3]) if probe.ndim == 4 else int(probe.shape[1])
+        self._grid = probe.ndim == 4
+        if self._grid:
+            self.grid_size = (int(probe.shape[2]), int(probe.shape[3]))
+        else:
+            side = round((self.num_tokens - self.num_prefix_tokens) ** 0.5)
+            self.grid_size = (side, side)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Class/register tokens before the patch tokens of a ViT-style output (0 for CNNs)."""
+        return int(getattr(self.model, "num_prefix_tokens", 0) or 0)
+
+    def feature_maps(self, image: torch.Tensor, levels: int = 3) -> list[torch.Tensor]:
+        """Spatial feature maps, finest first, through timm's ``forward_intermediates``: the last ``levels`` stages
+        of a CNN (ResNet-50: strides 8, 16, 32), or a ViT's final patch tokens reshaped to their grid (one map)."""
+        fn = getattr(self.model, "forward_intermediates", None)
+        if fn is None:
+            raise UserError(
+                f"timm model {self.spec.name!r} has no forward_intermediates(), so its spatial features cannot feed "
+                "a feature pyramid; use a timm model that has it (ResNets, ViTs, ConvNeXts, ...)"
+            )
+        if self.num_tokens_are_grid:
+            return fn(image, indices=levels, intermediates_only=True)
+        return fn(image, indices=1, intermediates_only=True, output_fmt="NCHW")
+
+    @property
+    def num_tokens_are_grid(self) -> bool:
+        """True for CNNs (feature maps), False for token models (ViTs), from the probe at build time."""
+        return self._grid
+
+    def tokens_to_grid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) visual tokens (prefix tokens included) -> (B, C, H, W) on the encoder's patch grid."""
+        patches = tokens[:, self.num_prefix_tokens :] if not self._grid else tokens
+        b, n, c = patches.shape
+        h, w = self.grid_size
+        if h * w != n:
+            raise ValueError(f"Expected {h}x{w} = {h * w} patch tokens, but got {n}")
+        return patches.transpose(1, 2).reshape(b, c, h, w)
 
     def forward(self, image: torch.Tensor) -> Encoded:
         feats = self.model.forward_features(image)

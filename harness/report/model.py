@@ -30,6 +30,7 @@ METRIC_ORDER = [
     "top1",
     "top5",
     "mAP",
+    *("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"),  # COCOeval's order
     "vqa_accuracy",
     "vqa_yesno",
     "vqa_number",
@@ -460,6 +461,23 @@ def _task_notes(records: list[RunRecord]) -> list[str]:
         notes.append(
             f"Retrieval for fusion models ({', '.join(itm)}): ITM re-ranking of the top-{k} ITC candidates; "
             "itc_r_mean is the ITC stage alone."
+        )
+    links = {r.notes["trained_by"]["task"] for r in records if isinstance(r.notes.get("trained_by"), dict)}
+    if links:
+        chance = next((r.notes.get("chance_top1") for r in records if r.notes.get("chance_top1")), None)
+        notes.append(
+            f"Zero-shot: nothing is trained on these classes; each model and seed scores the state that its run of "
+            f"task {', '.join(sorted(links))} (image-text pairs) selected, with that task's projections; class "
+            f"embeddings average {len(records[0].notes.get('templates') or [])} prompt template(s)"
+            + (f"; chance top-1 is {chance:.2f}%." if chance else ".")
+        )
+    heads = {r.notes.get("head") for r in records if r.task_type == "detection" and r.notes.get("head")}
+    if heads:
+        unscored = sorted({m for r in records for m in r.notes.get("not_scored") or []})
+        notes.append(
+            f"Detection: {', '.join(sorted(heads))}, the same head for every model; COCOeval bbox, AP = "
+            "mAP@[.5:.95], AP50 = mAP@0.5 (see docs/metrics.md)"
+            + (f"; not scored (no ground truth in that area range): {', '.join(unscored)}." if unscored else ".")
         )
     return notes
 

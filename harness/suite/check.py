@@ -131,6 +131,7 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
             problem = task_cls.pairing_problem(fam.kind, fam.modalities, task)
             if problem:
                 raise UserError(f"{where}: {key}.models[{i}]: model {mname!r} cannot run this task: {problem}")
+        _check_task_type(suite, tname, task, where)
         own = "baseline" in task.model_fields_set
         baseline = task_baseline(suite, tname)
         if baseline is None:
@@ -144,6 +145,48 @@ def check_references(suite: Suite, models: dict[str, ResolvedModel], where: str)
                 f"{list(task.models)}, so the task would report no deltas; add it to {key}.models, set {key}.baseline "
                 f"to one of its models, or set {key}.baseline: null for a task without a baseline"
             )
+
+
+def _check_task_type(suite: Suite, tname: str, task: Any, where: str) -> None:
+    """What only some task types need: detection scores whole images; zero-shot names the task that trains it."""
+    key = f"tasks.{tname}"
+    if task.type == "detection" and suite.image.resize != "squash":
+        raise UserError(
+            f"{where}: image.resize: {suite.image.resize!r} cannot serve the detection task {tname!r}: a crop cuts "
+            "ground-truth boxes out of the scored image; use resize: squash"
+        )
+    if task.type != "zero_shot":
+        return
+    up = task.trained_by
+    if up not in suite.tasks:
+        raise UserError(f"{where}: {key}.trained_by: {unknown_name('task', up, list(suite.tasks))}")
+    upstream = suite.tasks[up]
+    if upstream.type != "retrieval":
+        raise UserError(
+            f"{where}: {key}.trained_by: {up!r} is a {upstream.type} task; zero-shot towers are trained on image-text "
+            "pairs, so name a retrieval task of this suite"
+        )
+    for i, mname in enumerate(task.models):
+        if mname not in upstream.models:
+            raise UserError(
+                f"{where}: {key}.models[{i}]: {mname!r} is not trained by tasks.{up} (its models: "
+                f"{list(upstream.models)}); add it there, or remove it here"
+            )
+
+
+def check_model_tasks(suite: Suite, built: dict[str, Any], where: str) -> None:
+    """Each built model can run each of its tasks (``Task.model_problem``: e.g. detection needs spatial maps)."""
+    from harness.tasks import task_registry
+
+    tasks = task_registry()
+    for tname, task in suite.tasks.items():
+        check = getattr(tasks.get(task.type), "model_problem", None)
+        if check is None:
+            continue
+        for i, mname in enumerate(task.models):
+            problem = check(built[mname]) if mname in built else None
+            if problem:
+                raise UserError(f"{where}: tasks.{tname}.models[{i}]: model {mname!r} cannot run this task: {problem}")
 
 
 def check_claims(suite: Suite, where: str) -> None:
@@ -208,8 +251,8 @@ def build_on_meta(suite: Suite, models: dict[str, ResolvedModel], where: str) ->
         pad_token_id=0,
         load_weights=False,
     )
-    for m in models.values():
-        build_model(m, ctx, file=where, device=torch.device("meta"))
+    built = {m.name: build_model(m, ctx, file=where, device=torch.device("meta")) for m in models.values()}
+    check_model_tasks(suite, built, where)
 
 
 def build_model(m: ResolvedModel, ctx: BuildContext, file: str = "", device: Any = None) -> Any:

@@ -278,7 +278,60 @@ class VqaTask(_TaskBase):
     blind_baselines: bool = False  # allow image-only models, which never see the question, as a baseline
 
 
-TaskSpec = Annotated[ClassificationTask | MultilabelTask | RetrievalTask | VqaTask, Field(discriminator="type")]
+class DetectionTask(_TaskBase):
+    """Box detection on COCO instances: an FPN over each model's spatial features and torchvision's FCOS head, the
+    same head for every pairing; scored by pycocotools COCOeval (see docs/metrics.md). Models that read text get
+    ``prompt`` as their text (their visual tokens after fusion feed the pyramid)."""
+
+    type: Literal["detection"]
+    prompt: str = "what objects are in the image?"
+    fpn_channels: Annotated[int, Field(gt=0, multiple_of=32)] = 256  # FCOS's GroupNorm has 32 groups
+    head_convs: Annotated[int, Field(ge=0, le=8)] = 4  # conv layers per FCOS branch (torchvision's default 4)
+    score_thresh: Annotated[Finite, Field(ge=0.0, lt=1.0)] = 0.05  # detections below this score are dropped
+    nms_thresh: Annotated[Finite, Field(gt=0.0, le=1.0)] = 0.6
+    detections_per_img: Annotated[int, Field(gt=0, le=1000)] = 100  # COCOeval's largest maxDets is 100
+
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "a bad photo of a {}.",
+    "a photo of the small {}.",
+    "a photo of the large {}.",
+    "a drawing of a {}.",
+    "a close-up photo of a {}.",
+    "itap of a {}.",
+)
+"""CLIP's prompt ensemble, shortened: a mix of the templates of Radford et al. (2021), notebook "Prompt Engineering
+for ImageNet". Each class embedding is the normalised mean of its normalised template embeddings."""
+
+
+class ZeroShotTask(_TaskBase):
+    """Zero-shot classification of an image folder by text prompts, with the towers trained by another task.
+
+    ``trained_by`` names a retrieval task of the suite (image-text pairs) that lists the same model: each seed's
+    zero-shot run scores the state that the retrieval run selected, with its projections. No training happens on
+    the target classes. Class names are the folder names, or ``classes`` (a list in sorted folder order, or a
+    mapping folder -> name). Each class's text embedding is the mean over ``templates`` (``{}`` is the class name).
+    """
+
+    type: Literal["zero_shot"]
+    trained_by: Name
+    templates: tuple[str, ...] = Field(default=DEFAULT_TEMPLATES, min_length=1)
+    classes: tuple[str, ...] | dict[str, str] | None = None
+
+    @field_validator("templates")
+    @classmethod
+    def _placeholder(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [t for t in v if t.count("{}") != 1]
+        if bad:
+            raise ValueError(f"every template needs exactly one '{{}}' for the class name, got {bad[0]!r}")
+        return v
+
+
+TaskSpec = Annotated[
+    ClassificationTask | MultilabelTask | RetrievalTask | VqaTask | DetectionTask | ZeroShotTask,
+    Field(discriminator="type"),
+]
 
 
 class ModelSpec(Frozen):

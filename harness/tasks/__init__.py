@@ -26,6 +26,6 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 def task_registry() -> Registry[type[Task]]:
     """The task classes by type, with the built-in ones imported (imports torch)."""
-    from harness.tasks import classification, retrieval, vqa  # noqa: F401  (registration)
+    from harness.tasks import classification, detection, retrieval, vqa, zero_shot  # noqa: F401  (registration)
 
     return TASKS

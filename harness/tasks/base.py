@@ -123,6 +123,10 @@ class Task:
         higher_is_better: direction of every metric of the task type.
         requires: modalities a model must read to run the task.
         metrics: every metric the task type reports, main metric first.
+        trains: False for a task that only scores weights trained by another task (zero-shot).
+        feature_cache: whether the frozen-encoder feature cache (pooled vectors, tokens) can serve the task.
+        own_augmentation: the task augments images itself, with their targets (detection boxes); the Batcher
+            then leaves training images as they are and the task reads ``self.augment`` (mode, crop scale).
     """
 
     type: ClassVar[str] = ""
@@ -130,6 +134,14 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ()
     higher_is_better: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()
+    trains: ClassVar[bool] = True
+    feature_cache: ClassVar[bool] = True
+    own_augmentation: ClassVar[bool] = False
+
+    @classmethod
+    def model_problem(cls, model: XModel) -> str | None:
+        """Why a built ``model`` (on the meta device in ``validate``) cannot run this task, or None."""
+        return None
 
     @classmethod
     def pairing_problem(cls, model_kind: str, modalities: frozenset[str], spec: Any = None) -> str | None:
