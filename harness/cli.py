@@ -82,13 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where relative dataset paths resolve (default: $XMBENCH_DATA, else the current directory)",
     )
+    profile = argparse.ArgumentParser(add_help=False)
+    profile.add_argument(
+        "--profile",
+        default=None,
+        metavar="NAME",
+        help="apply the suite's profile NAME (profiles: {NAME: {...}}), e.g. quick: synthetic data, tiny models",
+    )
+    profile.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one suite value after the profile (repeatable), e.g. --set train.lr=1e-4; the report lists it",
+    )
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument(
         "--out", type=_path, default=None, help="the suite's output folder (default: reports/<suite name>)"
     )
 
     run = sub.add_parser(
-        "run", parents=[common, plugins, data_root, out], help="train and evaluate every (task, model, seed) of a suite"
+        "run",
+        parents=[common, plugins, data_root, profile, out],
+        help="train and evaluate every (task, model, seed) of a suite",
     )
     run.add_argument("suite", type=_path, help="suite YAML file, e.g. suites/smoke.yaml")
     run.add_argument("--tasks", type=_names, default=None, metavar="A,B", help="run only these tasks")
@@ -109,13 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser(
-        "validate", parents=[common, plugins, data_root], help="check a suite (and build its models) without training"
+        "validate",
+        parents=[common, plugins, data_root, profile],
+        help="check a suite (and build its models) without training; every profile when --profile is not given",
     )
     val.add_argument("suite", type=_path)
     val.set_defaults(func=cmd_validate)
 
     pln = sub.add_parser(
-        "plan", parents=[common, plugins, data_root, out], help="list a suite's runs, fingerprints and their state"
+        "plan",
+        parents=[common, plugins, data_root, profile, out],
+        help="list a suite's runs, fingerprints and their state",
     )
     pln.add_argument("suite", type=_path)
     pln.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -123,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        parents=[common, plugins, data_root, out],
+        parents=[common, plugins, data_root, profile, out],
         help="rebuild the report of a suite from its run folders (exactly the runs of its current plan)",
     )
     rep.add_argument("suite", type=_path)
@@ -153,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     synth.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    synth.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write imagefolder_dicom/: the image folder as 16-bit DICOM files (needs xmbench[dicom])",
+    )
     synth.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda args: _missing_action(data))
     return parser
@@ -567,24 +593,31 @@ def _load(args: argparse.Namespace):
     from harness.suite import load_suite
 
     load_plugins(getattr(args, "plugin", []) or [])
-    return load_suite(args.suite)
+    return load_suite(args.suite, getattr(args, "profile", None), getattr(args, "sets", None) or ())
 
 
 def _out(args: argparse.Namespace, suite) -> Path:
-    args.out = args.out or Path("reports") / (suite.name or args.suite.stem)
+    name = suite.name or args.suite.stem
+    args.out = args.out or Path("reports") / (name if suite.profile is None else f"{name}-{suite.profile}")
     return args.out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The suite as given; without --profile, also each profile it defines."""
     from harness.suite.check import check_suite
+    from harness.suite.loader import suite_profiles
 
-    suite = _load(args)
-    models = check_suite(suite, args.suite, _data_root(args.data_root), build=True)
-    runs = sum(len(t.models) for t in suite.tasks.values()) * len(suite.seeds)
-    print(
-        f"{args.suite}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s), {len(models)} model(s) built, "
-        f"{len(suite.seeds)} seed(s) -> {runs} run(s)"
-    )
+    profiles = [args.profile] if args.profile is not None else [None, *suite_profiles(args.suite)]
+    for profile in profiles:
+        args.profile = profile
+        suite = _load(args)
+        where = args.suite if profile is None else f"{args.suite} (profile {profile})"
+        models = check_suite(suite, where, _data_root(args.data_root), build=True)
+        runs = sum(len(t.models) for t in suite.tasks.values()) * len(suite.seeds)
+        print(
+            f"{where}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s), {len(models)} model(s) built, "
+            f"{len(suite.seeds)} seed(s) -> {runs} run(s)"
+        )
     return 0
 
 
@@ -770,7 +803,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
             f"{args.out}: the folder is not empty; choose an empty or new --out, or add --force to write into it "
             "(files with the same names are replaced)"
         )
-    manifest = generate(args.out, images=args.images, seed=args.seed, size=args.size)
+    manifest = generate(args.out, images=args.images, seed=args.seed, size=args.size, dicom=args.dicom)
     counts = ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items())
     print(f"wrote synthetic dataset to {args.out} ({counts})")
     return 0

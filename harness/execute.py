@@ -32,6 +32,7 @@ from harness.train import features, measure
 from harness.train.checkpoint import Checkpoints
 from harness.train.loop import Selection, Trainer, plan_steps
 from harness.train.precision import autocast_factory, grad_scaler
+from harness.train.quantize import evaluate_int8
 
 
 @dataclass
@@ -261,6 +262,11 @@ def _run(
     test_seconds = time.perf_counter() - eval_start
     if spec.extra.get("keep_weights"):  # a zero-shot task loads this state (see harness/tasks/zero_shot.py)
         keep_weights(writer.folder, model, head, image_encoder)
+    quantized = None
+    if spec.quantize:  # an INT8 copy scored on CPU (harness/train/quantize.py); the fp32 results above stand
+        quantized = evaluate_int8(
+            spec, task, model, head, data, ctx.image, eval_bs, result, writer.folder, image_encoder
+        )
     writer.predictions(result.predictions)
     for name, arr in result.arrays.items():
         writer.array(name, arr)
@@ -277,6 +283,7 @@ def _run(
     peak = measure.peak_flops(ctx.env.get("gpu"), spec.hardware.precision, spec.hardware.peak_tflops)
     best = stats.best or {}
     return {
+        "quantized": quantized,
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "val_metrics": {k: float(v) for k, v in best.get("metrics", {}).items() if math.isfinite(float(v))},
         "selection": {
@@ -387,8 +394,10 @@ def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir
         model.load_state_dict(state["model"])
         head.load_state_dict(state["head"])
     except Exception as exc:  # a damaged or foreign file
-        raise RunFailed(f"{path}: cannot load the kept weights ({describe(exc)[:200]}); delete the file's run folder "
-                        "to train it again") from exc
+        raise RunFailed(
+            f"{path}: cannot load the kept weights ({describe(exc)[:200]}); delete the file's run folder "
+            "to train it again"
+        ) from exc
     model.eval()
     head.eval()
     autocast = autocast_factory(device, spec.hardware.precision)
@@ -405,6 +414,9 @@ def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir
     start = time.perf_counter()
     result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
     test_seconds = time.perf_counter() - start
+    quantized = None
+    if spec.quantize:
+        quantized = evaluate_int8(spec, task, model, head, data, ctx.image, eval_bs, result, writer.folder)
     writer.predictions(result.predictions)
     for name, obj in result.files.items():
         writer.extra_json(name, obj)
@@ -414,6 +426,7 @@ def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir
     if skipped["count"]:
         writer.extra_json("skipped.json", skipped)
     return {
+        "quantized": quantized,
         "metrics": {k: float(v) for k, v in result.metrics.items()},
         "val_metrics": {},
         "selection": {"metric": None, "trained_by": upstream.get("run_id"), "upstream": upstream.get("fingerprint")},
@@ -438,9 +451,7 @@ def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir
     }
 
 
-def _feature_cache(
-    spec: RunSpec, task_cls, model, data: TaskData, batcher: Batcher, batch_size: int, autocast
-) -> dict:
+def _feature_cache(spec: RunSpec, task_cls, model, data: TaskData, batcher: Batcher, batch_size: int, autocast) -> dict:
     """With encoders frozen for the whole run, encode the images once (or reuse the cached features)."""
     train = spec.train
     per_epoch, total = plan_steps(len(data.train), train)

@@ -57,6 +57,10 @@ class RunSpec:
     # The run whose kept weights this run scores (a zero-shot task's trained_by run of the same model and seed):
     # task, run_id, folder and fingerprint. Its fingerprint is part of this run's.
     upstream: dict[str, Any] | None = None
+    profile: str | None = None  # the suite profile (--profile); in to_json() and the fingerprint only when set
+    # The model's ``quantize`` switch (``dynamic_int8``): an INT8 copy is also scored on CPU after the test split
+    # (harness/train/quantize.py). In to_json() and the fingerprint only when set.
+    quantize: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -98,6 +102,10 @@ class RunSpec:
         }
         if self.upstream is not None:
             out["upstream"] = self.upstream
+        if self.profile is not None:
+            out["profile"] = self.profile
+        if self.quantize is not None:
+            out["quantize"] = self.quantize
         return out
 
     @cached_property
@@ -160,6 +168,8 @@ def plan_runs(
                         baseline=task_baseline(suite, tname),
                         dataset_fingerprint=dataset_fingerprints[tname],
                         tokenizer_fingerprint=tokenizer_fingerprint if reads_text else None,
+                        profile=suite.profile,
+                        quantize=suite.models[mname].quantize,
                     )
                 )
     return _link_upstream(suite, runs)
@@ -169,10 +179,7 @@ def _link_upstream(suite: Suite, runs: list[RunSpec]) -> list[RunSpec]:
     import dataclasses
 
     uses = {
-        (task.trained_by, m)
-        for task in suite.tasks.values()
-        if getattr(task, "trained_by", None)
-        for m in task.models
+        (task.trained_by, m) for task in suite.tasks.values() if getattr(task, "trained_by", None) for m in task.models
     }
     if not uses:
         return runs

@@ -122,6 +122,7 @@ def prepare_data(plan: Plan, tasks: set[str], console, *, isolate: bool = False)
 
     With ``isolate``, a task whose data cannot be prepared (a bad image under ``on_bad_sample: error``) does not
     stop the others: returns ``(context, {task: error})`` and the runner fails that task's runs with the error."""
+    from harness.data.dicom import DicomOptions
     from harness.errors import UserError
     from harness.execute import SharedContext
     from harness.tasks import task_registry
@@ -149,6 +150,7 @@ def prepare_data(plan: Plan, tasks: set[str], console, *, isolate: bool = False)
             issues=src.issues,
             tokenizer_fingerprint=plan.tokenizer_fingerprint,
             truncation=suite.text.truncation,
+            dicom=DicomOptions.from_spec(getattr(src.spec, "dicom", None)),
         )
         start = time.perf_counter()
         try:

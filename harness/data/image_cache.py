@@ -8,8 +8,10 @@ larger than RAM costs no resident memory until it is read, and every process rea
 physical pages.
 
 The key is a sha256 over :data:`CACHE_VERSION`, the caller's fingerprint, the size, the resize policy, the
-interpolation and the image paths in order. It does not look at the image bytes: callers that want a cache to follow
-edited files pass a fingerprint that changes with them (``files_fingerprint`` hashes each file's size and mtime).
+interpolation, the DICOM settings when they are not the defaults (``harness.data.dicom.DicomOptions``: a changed
+window decodes again) and the image paths in order. It does not look at the image bytes: callers that want a cache
+to follow edited files pass a fingerprint that changes with them (``files_fingerprint`` hashes each file's size
+and mtime).
 
 Builds are atomic: both files are written under temporary names in the same folder, flushed and fsynced, then
 renamed into place, the sidecar last. A cache entry counts only when the sidecar exists and matches, so an
@@ -29,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +39,9 @@ import torch
 from harness.data import images as _images
 from harness.errors import UserError, naming
 from harness.jsonio import loads
+
+if TYPE_CHECKING:
+    from harness.data.dicom import DicomOptions
 
 CACHE_VERSION: int = 1
 """Bump when the decoded pixels or the file layout change; old cache files are then ignored."""
@@ -58,12 +64,15 @@ def load_images(
     cache_dir: Path | None = None,
     skip_bad: bool = False,
     where: str = "",
+    dicom: DicomOptions | None = None,
 ) -> tuple[torch.Tensor, list[tuple[int, str]]]:
     """Decoded images of ``paths`` as a (N, 3, size, size) uint8 tensor backed by a memory-mapped cache file.
 
     Returns ``(images, bad)``. ``bad`` lists ``(index, reason)`` for files that were missing or undecodable; their
     rows are all zeros. With ``skip_bad=False`` the first bad file (in list order) raises :class:`UserError` naming
-    it, on a cache hit as on a build; ``where`` (e.g. the annotation file) prefixes that message.
+    it, on a cache hit as on a build; ``where`` (e.g. the annotation file) prefixes that message. A problem that
+    is not one file's (pydicom not installed) stops under ``skip_bad`` too. ``dicom`` are the settings for ``.dcm``
+    files (None: the defaults, from each file's tags).
 
     The cache lives in ``(cache_dir or cache_root()) / "images"``; see the module docstring for the key and the
     build protocol. Repeated calls in one process return the same tensor object (see :func:`clear_memo`). The
@@ -80,7 +89,10 @@ def load_images(
     if n == 0:  # nothing to cache, and an empty file cannot be memory-mapped
         return torch.zeros((0, 3, size, size), dtype=torch.uint8), []
 
-    key = cache_key(paths, size=size, resize=resize, interpolation=interpolation, fingerprint=fingerprint)
+    dicom_key = dicom.key() if dicom is not None else None
+    key = cache_key(
+        paths, size=size, resize=resize, interpolation=interpolation, fingerprint=fingerprint, dicom=dicom_key
+    )
     folder = Path(cache_dir if cache_dir is not None else _default_root()) / "images"
     data_path, meta_path = folder / f"{key}.u8", folder / f"{key}.json"
     settings = {
@@ -91,6 +103,8 @@ def load_images(
         "interpolation": interpolation,
         "fingerprint": fingerprint,
     }
+    if dicom_key is not None:  # only when set: the sidecars of other caches stay as they were
+        settings["dicom"] = dicom_key
 
     memo_key = str(data_path)
     with _MEMO_LOCK:
@@ -99,7 +113,7 @@ def load_images(
         bad = _read_sidecar(meta_path, data_path, settings)
         if bad is None:
             with naming(data_path):  # a full disk (pwrite, fsync) names the cache file
-                bad = _build(paths, data_path, meta_path, settings, max(1, workers), skip_bad, where)
+                bad = _build(paths, data_path, meta_path, settings, max(1, workers), skip_bad, where, dicom)
         tensor = torch.from_numpy(np.memmap(data_path, dtype=np.uint8, mode="c", shape=(n, 3, size, size)))
         with _MEMO_LOCK:
             hit = _MEMO.setdefault(memo_key, (tensor, bad))
@@ -116,9 +130,21 @@ def clear_memo() -> None:
         _MEMO.clear()
 
 
-def cache_key(paths: Sequence[Path], *, size: int, resize: str, interpolation: str, fingerprint: str) -> str:
-    """sha256 hex digest over CACHE_VERSION, fingerprint, size, resize, interpolation and the paths in order."""
-    header = json.dumps([CACHE_VERSION, fingerprint, size, resize, interpolation])
+def cache_key(
+    paths: Sequence[Path],
+    *,
+    size: int,
+    resize: str,
+    interpolation: str,
+    fingerprint: str,
+    dicom: dict | None = None,
+) -> str:
+    """sha256 hex digest over CACHE_VERSION, fingerprint, size, resize, interpolation, the DICOM settings (only when
+    given, so other keys are unchanged) and the paths in order."""
+    fields: list = [CACHE_VERSION, fingerprint, size, resize, interpolation]
+    if dicom is not None:
+        fields.append(dict(sorted(dicom.items())))
+    header = json.dumps(fields)
     h = hashlib.sha256(header.encode())
     for p in paths:
         h.update(b"\0")
@@ -177,6 +203,7 @@ def _build(
     threads: int,
     skip_bad: bool,
     where: str,
+    dicom: DicomOptions | None = None,
 ) -> list[tuple[int, str]]:
     """Decode every image into a temporary file, then rename it and its sidecar into place; returns the bad list."""
     n, size = settings["n"], settings["size"]
@@ -199,11 +226,11 @@ def _build(
 
         def work(i: int) -> None:
             try:
-                row = np.ascontiguousarray(_images.load_image(paths[i], size, resize, interpolation))
-            except UserError as exc:
+                row = np.ascontiguousarray(_images.load_image(paths[i], size, resize, interpolation, dicom))
+            except _images.BadImage as exc:
                 if not skip_bad:
                     raise
-                bad.append((i, exc.detail if isinstance(exc, _images.BadImage) else str(exc)))
+                bad.append((i, exc.detail))
                 return
             _write_at(fd, memoryview(row).cast("B"), i * row_bytes)
 

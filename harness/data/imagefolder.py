@@ -1,4 +1,6 @@
-"""Image folders for single-label classification: ``ROOT/[SPLIT/]CLASS/*.{jpg,jpeg,png,bmp,webp}``.
+"""Image folders for single-label classification: ``ROOT/[SPLIT/]CLASS/*.{jpg,jpeg,png,bmp,webp,tif,tiff,dcm}``.
+
+``.dcm`` files are DICOM, decoded by :mod:`harness.data.dicom` (needs the optional pydicom).
 
 If ROOT has ``train``/``val``/``test`` sub-folders they are the splits. Otherwise ROOT holds the class folders and a
 seeded stratified split (``split_ratios``, ``split_seed``) is drawn per class; the split is deterministic.
@@ -12,7 +14,7 @@ from pathlib import Path
 from harness.data.records import ClassificationSplit
 from harness.errors import UserError
 
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dcm"}
 SPLITS = ("train", "val", "test")
 
 

@@ -11,10 +11,14 @@ import os
 import stat
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.data.dicom import DicomOptions
 
 MAX_PIXELS = 89_478_485
 """Pillow's own decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, about 0.25 GB as RGB): a larger image is
@@ -60,12 +64,21 @@ def _check_regular(path: Path) -> None:
         raise BadImage(path, f"image file is {what}", "replace it with an image file or set on_bad_sample: skip")
 
 
-def load_image(path: Path, size: int, resize: str = "squash", interpolation: str = "bicubic") -> np.ndarray:
-    """Decode one image to RGB and resize it to (size, size): (3, size, size) uint8."""
+def load_image(
+    path: Path, size: int, resize: str = "squash", interpolation: str = "bicubic", dicom: DicomOptions | None = None
+) -> np.ndarray:
+    """Decode one image to RGB and resize it to (size, size): (3, size, size) uint8.
+
+    A ``.dcm`` file is decoded by :func:`harness.data.dicom.read_dicom` (with the dataset's ``dicom`` settings) to
+    RGB pixels, then resized exactly like any other image."""
     from PIL import Image, UnidentifiedImageError
 
     resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
     _check_regular(path)
+    if path.suffix.lower() == ".dcm":
+        from harness.data.dicom import read_dicom
+
+        return _resized(Image.fromarray(read_dicom(path, dicom)), size, resize, resample)
     try:
         with Image.open(path) as im:  # reads the header only
             w, h = im.size
@@ -75,17 +88,7 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
                     f"image is {w}x{h} pixels, over the decompression-bomb limit of {MAX_PIXELS:,}",
                     "replace the file or set on_bad_sample: skip",
                 )
-            im = im.convert("RGB")
-            if resize == "shorter_crop":
-                w, h = im.size
-                scale = size / min(w, h)
-                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
-                w, h = im.size
-                left, top = (w - size) // 2, (h - size) // 2
-                im = im.crop((left, top, left + size, top + size))
-            elif im.size != (size, size):
-                im = im.resize((size, size), resample)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = _resized(im.convert("RGB"), size, resize, resample)
     except FileNotFoundError as exc:
         raise BadImage(path, "image file is missing", "check the dataset path and its images folder") from exc
     except BadImage:
@@ -102,4 +105,18 @@ def load_image(path: Path, size: int, resize: str = "squash", interpolation: str
         raise BadImage(
             path, f"cannot decode image ({type(exc).__name__}: {exc})", "replace the file or set on_bad_sample: skip"
         ) from exc
-    return arr.transpose(2, 0, 1)  # (3, H, W)
+    return arr
+
+
+def _resized(im, size: int, resize: str, resample) -> np.ndarray:
+    """An RGB PIL image resized to (size, size) by the resize policy: (3, size, size) uint8."""
+    if resize == "shorter_crop":
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    elif im.size != (size, size):
+        im = im.resize((size, size), resample)
+    return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)  # (3, H, W)

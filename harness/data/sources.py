@@ -8,6 +8,7 @@ else ``$XMBENCH_DATA``, else the current directory. Switching synthetic -> real 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,14 +200,21 @@ class DataSource:
         self.layout.check_layout(task_type, splits.files)
 
     def fingerprint(self, task_type: str, splits: Splits) -> str:
-        """Hash of the annotation files read for these splits plus their image lists (cheap: no image bytes)."""
+        """Hash of the annotation files read for these splits plus their image lists (cheap: no image bytes), and
+        of an image folder's ``dicom:`` settings when set (they change the decoded pixels, so the frozen-encoder
+        feature cache, keyed by this fingerprint, must not reuse features of another window)."""
         files: set[Path] = set()
         names: list[str] = []
         for split in splits.files:
             rec = self.load(task_type, split)
             files |= self._loaded[(task_type, split)][1]
             names += [_relative(p, self.root) for p in rec.paths]
-        return file_digest(sorted(files, key=lambda p: (p.name, str(p))), names)
+        digest = file_digest(sorted(files, key=lambda p: (p.name, str(p))), names)
+        dicom = getattr(self.spec, "dicom", None)
+        if dicom is None:  # unchanged for every dataset without DICOM settings
+            return digest
+        settings = json.dumps(dicom.model_dump(mode="json"), sort_keys=True)
+        return hashlib.blake2b(f"{digest}\0dicom:{settings}".encode(), digest_size=16).hexdigest()
 
 
 def _relative(path: Path, root: Path) -> str:

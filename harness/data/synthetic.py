@@ -3,7 +3,9 @@
 :func:`generate` renders ``images`` small pictures of 1-3 coloured shapes in a 2x2 grid and writes them as
 COCO 2014 (images, instances, captions), a Karpathy split file (``dataset_coco.json``), VQA v2 (questions and
 annotations) and an ImageFolder tree, so the loaders for real COCO / Flickr30k / VQA read it unchanged. The
-output is byte-for-byte deterministic for a given ``(images, seed, size)``.
+output is byte-for-byte deterministic for a given ``(images, seed, size)``. With ``dicom=True`` (needs pydicom) it
+also writes ``imagefolder_dicom/``, the same tree as DICOM files (see :func:`_write_dicom`); without it the output
+is exactly what it was.
 
 Design: VQA needs both modalities (the answer to "what color is the shape in the top left?" depends on the image,
 and which of the image's facts is asked depends on the question); the ImageFolder class is the kind of the large
@@ -240,13 +242,91 @@ def _write_flickr30k(root: Path, karpathy: list[dict[str, Any]]) -> None:
     )
 
 
-def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 64) -> dict[str, Any]:
+DICOM_FOLDER = "imagefolder_dicom"
+DICOM_SLOPE, DICOM_INTERCEPT = "0.0625", "-1024"  # x = stored / 16 - 1024
+DICOM_CENTER, DICOM_WIDTH = "-896", "256"  # the window [-1024, -769] -> 0..255, one grey level per unit of x
+DICOM_VERSION_NAME = "XMBENCH_SYNTH_2"  # ImplementationVersionName (<= 16 chars): the bytes do not name pydicom
+
+
+def _write_dicom(pydicom: Any, path: Path, grey: Any, *, monochrome1: bool, seed: int, size: int, uid: str) -> None:
+    """One 16-bit Secondary Capture DICOM file (Explicit VR Little Endian) whose decoded pixels are ``grey``.
+
+    ``grey`` (H, W uint8) is the luminance of the synthetic JPEG (PIL ``convert("L")``: ITU-R 601-2). Stored values
+    are 12-bit, ``s = 16 * g`` (MONOCHROME2) or ``s = 16 * (255 - g)`` (MONOCHROME1, minimum is white); the file says
+    RescaleSlope 0.0625, RescaleIntercept -1024 (so ``x = g - 1024``, resp. ``x = 255 - g - 1024``), WindowCenter
+    -896, WindowWidth 256. The PS3.3 linear window then gives ``(x + 896.5) / 255 + 0.5 = g / 255`` (resp. ``1 - g /
+    255``, inverted back), so the pipeline of :mod:`harness.data.dicom` returns ``g`` exactly. UIDs come from
+    ``generate_uid`` with the generator, seed, size and file as entropy, so the bytes are reproducible.
+    """
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    def make_uid(*parts: str) -> str:
+        return generate_uid(entropy_srcs=[GENERATOR_NAME, str(GENERATOR_VERSION), str(seed), str(size), *parts])
+
+    grey = np.asarray(grey, dtype=np.uint16)
+    stored = 16 * (255 - grey) if monochrome1 else 16 * grey
+    sop = make_uid("sop", uid)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = generate_uid(entropy_srcs=[GENERATOR_NAME, "implementation"])
+    meta.ImplementationVersionName = DICOM_VERSION_NAME
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = make_uid("study")
+    ds.SeriesInstanceUID = make_uid("series", str(Path(uid).parent))
+    ds.StudyDate = ds.ContentDate = "20140101"
+    ds.StudyTime = ds.ContentTime = "000000"
+    ds.PatientName = "Synthetic^Shapes"
+    ds.PatientID = f"{GENERATOR_NAME}-{seed}"
+    ds.Modality = "OT"
+    ds.ConversionType = "SYN"  # a synthetic image
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.ImageComments = "xmbench synthetic shapes: luminance of the JPEG of the same name"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    ds.Rows, ds.Columns = int(grey.shape[0]), int(grey.shape[1])
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = DICOM_SLOPE, DICOM_INTERCEPT, "US"
+    ds.WindowCenter, ds.WindowWidth = DICOM_CENTER, DICOM_WIDTH
+    ds.PixelData = stored.astype("<u2").tobytes()
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    else:  # pragma: no cover - pydicom 2.4
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=False)
+
+
+def _import_pydicom() -> Any:
+    try:
+        import pydicom
+    except ImportError:
+        raise UserError(
+            "synthetic data: writing DICOM files (--dicom) needs pydicom, which is not installed; install it with "
+            "pip install 'xmbench[dicom]'"
+        ) from None
+    return pydicom
+
+
+def generate(
+    out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 64, dicom: bool = False
+) -> dict[str, Any]:
     """Write the synthetic dataset under ``out`` (created if needed) and return its manifest.
 
     The manifest is written last, to ``out/xmbench_synthetic.json``; its presence marks a complete dataset.
     Raises :class:`~harness.errors.UserError` for invalid arguments (``images >= 20``, ``32 <= size <= 512``).
+    With ``dicom``, also ``out/imagefolder_dicom/``: the ``imagefolder/`` tree (same split and class folders, same
+    file stems) as ``.dcm`` files holding each JPEG's luminance; every fourth image (``imgid % 4 == 3``) is
+    MONOCHROME1 (see :func:`_write_dicom`). The manifest then counts them under ``counts.imagefolder_dicom``.
     """
     _validate(images, seed, size)
+    pydicom = _import_pydicom() if dicom else None
     root = Path(out)
     plan = split_plan(images)
     scene_rng = random.Random(f"{GENERATOR_NAME}/{seed}/scene")
@@ -269,6 +349,7 @@ def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 
     ann_id = caption_id = sent_id = 0
     counts: dict[str, Any] = {"karpathy": dict.fromkeys(("train", "restval", "val", "test"), 0)}
     counts["imagefolder"] = {s: dict.fromkeys(KINDS, 0) for s in ("train", "val", "test")}
+    dicom_counts = {"files": 0, "monochrome1": 0}
 
     for imgid, (image_id, sub, split) in enumerate(plan):
         objects = _scene(main_kinds[image_id], size, scene_rng)
@@ -281,6 +362,18 @@ def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 
         _link_or_copy(path, class_dir / file_name)
         counts["karpathy"][split] += 1
         counts["imagefolder"][folder][objects[0].kind] += 1
+        if pydicom is not None:
+            dicom_dir = root / DICOM_FOLDER / folder / objects[0].kind
+            dicom_dir.mkdir(parents=True, exist_ok=True)
+            with Image.open(path) as jpeg:
+                grey = jpeg.convert("L")
+            name = f"{folder}/{objects[0].kind}/{Path(file_name).stem}.dcm"
+            monochrome1 = imgid % 4 == 3
+            _write_dicom(
+                pydicom, root / DICOM_FOLDER / name, grey, monochrome1=monochrome1, seed=seed, size=size, uid=name
+            )
+            dicom_counts["files"] += 1
+            dicom_counts["monochrome1"] += monochrome1
 
         part = coco[sub]
         part["images"].append(
@@ -377,6 +470,8 @@ def generate(out: str | Path, *, images: int = 1000, seed: int = 0, size: int = 
             "categories": len(categories),
         }
     )
+    if pydicom is not None:  # only then: the manifest of a dataset without DICOM files is what it was
+        counts[DICOM_FOLDER] = dicom_counts
     manifest = {
         "generator": GENERATOR_NAME,
         "version": GENERATOR_VERSION,

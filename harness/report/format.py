@@ -34,9 +34,14 @@ VERDICT_RULES = (
     "Verdicts read the CI corrected for the number of claims (Bonferroni): supported = it lies above 0 and reaches "
     "the claimed delta; contradicted = it lies below the claimed delta; inconclusive = it holds both 0 and the "
     "claimed delta (MDE: the smallest gain the current seeds and examples would detect at 80% power); not judged = "
-    "runs or their per-example evidence are missing."
+    "runs or their per-example evidence are missing. An absolute claim (reaches a value) is supported when the "
+    "corrected CI of the model's metric lies at or above the value (less its tolerance), contradicted when it lies "
+    "below; an ordering holds when every adjacent pair (rows n.1, n.2, ...) is significant in the claimed direction "
+    "after Holm's correction."
 )
-UNITS_LEGEND = "pp = percentage points; % rel. = percent of the baseline's mean."
+UNITS_LEGEND = (
+    "pp = percentage points; % rel. = percent of the baseline's mean; % = the metric itself (absolute claims)."
+)
 
 _BAD_TOKEN = re.compile(r"(?<![\w.])(?:None|NaN|nan|[+-]?inf|[+-]?Infinity|null)(?![\w.])")
 
@@ -175,10 +180,15 @@ def generated_line(report: Report) -> str:
     if commit != MISSING:
         sha, _, rest = commit.partition("-")
         commit = sha[:12] + (f"-{rest}" if rest else "")
-    return (
+    line = (
         f"Generated {generated_at(report.generated)} by xmbench {__version__} on {device}, "
         f"torch {text(env.get('torch'))}, commit {commit}."
     )
+    suite = report.suite
+    line += f" Profile: {suite.profile}." if suite.profile else " Profile: none (the suite as written)."
+    if suite.overrides:
+        line += f" Overrides (--set): {', '.join(suite.overrides)}."
+    return line
 
 
 def title(report: Report) -> str:
@@ -349,16 +359,30 @@ def glance(task: TaskSection, claims: Sequence[ClaimRow] = ()) -> str:
 
 
 def claim_unit(c: ClaimRow) -> str:
+    if c.kind == "value":
+        return "%"
     return "% rel." if c.relative else "pp"
 
 
 def claimed(c: ClaimRow) -> str:
-    value = signed(c.claimed)
+    if c.kind == "order":
+        return "ordering"
+    if c.kind == "pair":
+        return "> 0 pp"
+    value = num(c.claimed) if c.kind == "value" else signed(c.claimed)
     return value if value == MISSING else f"{value} {claim_unit(c)}"
 
 
 def measured(c: ClaimRow) -> str:
-    """Measured delta with the corrected CI: ``+12.30 [8.10, 16.50] pp``."""
+    """Measured delta with the corrected CI: ``+12.30 [8.10, 16.50] pp``; an absolute claim's metric itself:
+    ``97.10 [96.20, 98.00] %``; an ordering: see its pairs."""
+    if c.kind == "order":
+        return "see its pairs" if c.verdict != "not judged" else MISSING
+    if c.kind == "value":
+        value = num(c.measured)
+        if value != MISSING and c.ci is not None:
+            value += f" [{num(c.ci[0])}, {num(c.ci[1])}]"
+        return value if value == MISSING else f"{value} %"
     value = delta_ci(c.measured, c.ci)
     return value if value == MISSING else f"{value} {claim_unit(c)}"
 
@@ -402,7 +426,7 @@ CLAIM_HEADER = [
 def claim_cells(c: ClaimRow) -> list[str]:
     """The claim row in :data:`CLAIM_HEADER` order (the verdict plain: renderers dress it)."""
     return [
-        str(c.index + 1),
+        c.label or str(c.index + 1),
         text(c.text),
         verdict_word(c.verdict),
         claimed(c),

@@ -120,6 +120,11 @@ class ClaimRow:
     seeds_needed: int | None = None
     examples_needed: int | None = None
     note: str = ""
+    # delta | value (absolute: claimed and measured are the metric itself) | order (an ordering: measured is None,
+    # its pairs follow it as rows of kind "pair", each with ``part_of`` = the ordering's index and ``label`` "3.1")
+    kind: str = "delta"
+    part_of: int | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,8 @@ class Report:
         return {
             "schema_version": SUMMARY_SCHEMA_VERSION,
             "suite": self.suite.name,
+            "profile": self.suite.profile,
+            "overrides": list(self.suite.overrides),
             "suite_fingerprint": self.suite_fingerprint,
             "generated": self.generated.isoformat(),
             "xmbench": __version__,
@@ -230,6 +237,9 @@ class Report:
                     "seeds_needed": c.seeds_needed,
                     "examples_needed": c.examples_needed,
                     "note": c.note,
+                    "kind": c.kind,
+                    "part_of": c.part_of,
+                    "label": c.label or str(c.index + 1),
                 }
                 for c in self.claims
             ],
@@ -488,64 +498,102 @@ def _claims(
     evidence: dict[str, Evidence | None],
     replicates: int,
 ) -> list[ClaimRow]:
-    from harness.stats.claims import ClaimSpec, judge
+    """Every claim of the suite with its verdict, judged together (one family: Bonferroni CIs, Holm p-values); an
+    ordering is followed by one row per adjacent pair."""
+    from harness.stats.claims import AbsoluteSpec, ClaimSpec, OrderSpec, judge_all
 
-    rows: list[ClaimRow | None] = []
-    judged: list[tuple[int, Any, list[Evidence], list[Evidence]]] = []
+    rows: list[ClaimRow] = []
+    judged: list[tuple[int, Any, Any]] = []
     for i, claim in enumerate(suite.claims):
         task = suite.tasks[claim.task]
         metric = claim.metric or _main_metric(task.type)
+        kind = claim.kind
+        models = claim.models
         base = ClaimRow(
             index=i,
             text=claim.describe(metric),
             source=claim.source,
             task=claim.task,
-            model=claim.model,
-            baseline=claim.baseline,
+            model=models[0],
+            baseline=claim.baseline or (models[-1] if kind == "order" else ""),
             metric=metric,
             claimed=claim.amount,
             relative=claim.relative,
             verdict="not judged",
+            kind=kind,
         )
-        missing = [m for m in (claim.model, claim.baseline) if (claim.task, m) not in by_pair]
-        if missing:
-            rows.append(_replace(base, note=f"no finished run of {', '.join(missing)} on {claim.task}"))
-            continue
-        evs_a = _evidences(by_pair[(claim.task, claim.model)], evidence)
-        evs_b = _evidences(by_pair[(claim.task, claim.baseline)], evidence)
-        if evs_a is None or evs_b is None:
-            rows.append(
-                _replace(base, note="some runs have no per-example evidence (made by an older xmbench): run them again")
-            )
-            continue
-        spec = ClaimSpec(
-            model=claim.model,
-            baseline=claim.baseline,
-            task=claim.task,
-            metric=metric,
-            delta=claim.amount,
-            relative=claim.relative,
-            source=claim.source,
-        )
-        judged.append((i, spec, evs_a, evs_b))
         rows.append(base)
-    if judged:
-        results = judge([(spec, a, b) for _, spec, a, b in judged], replicates=replicates)
-        for (i, _, _, _), res in zip(judged, results, strict=True):
-            rows[i] = _replace(
-                rows[i],
-                verdict=res.verdict,
-                measured=res.measured,
-                ci=tuple(res.ci),
-                ci95=tuple(res.ci95),
-                p_value=res.p_value,
-                p_adjusted=res.p_adjusted,
-                mde=res.mde,
-                seeds_needed=res.seeds_needed,
-                examples_needed=res.examples_needed,
-                note=res.note,
+        missing = [m for m in models if (claim.task, m) not in by_pair]
+        if missing:
+            rows[-1] = _replace(base, note=f"no finished run of {', '.join(missing)} on {claim.task}")
+            continue
+        evs = [_evidences(by_pair[(claim.task, m)], evidence) for m in models]
+        if any(e is None for e in evs):
+            rows[-1] = _replace(
+                base,
+                note=f"some runs have no per-example evidence (a {task.type} task writes none, or an older xmbench "
+                "made them): this claim cannot be judged on the paired bootstrap",
             )
-    return [r for r in rows if r is not None]
+            continue
+        if kind == "value":
+            spec = AbsoluteSpec(claim.model, claim.task, metric, float(claim.value), claim.tolerance, claim.source)
+            judged.append((i, spec, evs[0]))
+        elif kind == "order":
+            judged.append((i, OrderSpec(models, claim.task, metric, claim.source), evs))
+        else:
+            spec = ClaimSpec(
+                model=claim.model,
+                baseline=claim.baseline,
+                task=claim.task,
+                metric=metric,
+                delta=claim.amount,
+                relative=claim.relative,
+                source=claim.source,
+            )
+            judged.append((i, spec, (evs[0], evs[1])))
+    if not judged:
+        return rows
+    results = judge_all([(spec, data) for _, spec, data in judged], replicates=replicates)
+    out = list(rows)
+    pair_rows: dict[int, list[ClaimRow]] = {}
+    for (i, spec, _), res in zip(judged, results, strict=True):
+        row = rows[i]
+        if isinstance(spec, OrderSpec):
+            out[i] = _replace(row, verdict=res.verdict, note=res.note)
+            pair_rows[i] = [
+                _replace(
+                    row,
+                    text=f"{p.better} > {p.worse}",
+                    model=p.better,
+                    baseline=p.worse,
+                    claimed=0.0,
+                    verdict=p.verdict,
+                    measured=p.measured,
+                    ci=tuple(p.ci),
+                    ci95=tuple(p.ci95),
+                    p_value=p.p_value,
+                    p_adjusted=p.p_adjusted,
+                    note=f"paired bootstrap, {p.comparison.n_clusters} clusters; Holm-adjusted p decides",
+                    kind="pair",
+                    part_of=i,
+                    label=f"{i + 1}.{j + 1}",
+                )
+                for j, p in enumerate(res.pairs)
+            ]
+            continue
+        common = dict(verdict=res.verdict, measured=res.measured, ci=tuple(res.ci), ci95=tuple(res.ci95))
+        common.update(p_value=res.p_value, p_adjusted=res.p_adjusted, note=res.note)
+        if isinstance(spec, AbsoluteSpec):
+            out[i] = _replace(row, **common)
+        else:
+            out[i] = _replace(
+                row, mde=res.mde, seeds_needed=res.seeds_needed, examples_needed=res.examples_needed, **common
+            )
+    flat: list[ClaimRow] = []
+    for i, row in enumerate(out):
+        flat.append(row)
+        flat += pair_rows.get(i, [])
+    return flat
 
 
 def _replace(row: ClaimRow, **changes: Any) -> ClaimRow:

@@ -72,7 +72,7 @@ def _claims_table(report: Report) -> Table:
     for c in report.claims:
         word = f.verdict_word(c.verdict)
         table.add_row(
-            Text(str(c.index + 1)),
+            Text(c.label or str(c.index + 1)),
             Text(f.text(c.text)),
             Text(f.measured(c)),
             Text(f.p_value(c.p_adjusted, prefix=False)),
@@ -87,7 +87,7 @@ def _claim_notes(report: Report) -> list[Text]:
     for c in report.claims:
         detail = f.claim_detail(c)
         if c.verdict in ("inconclusive", "not judged") and detail != f.MISSING:
-            line = Text(f"#{c.index + 1} ")
+            line = Text(f"#{c.label or c.index + 1} ")
             line.append(f.verdict_word(c.verdict), style=VERDICT_STYLES.get(c.verdict, ""))
             line.append(f": {detail}")
             out.append(line)

@@ -113,6 +113,8 @@ class RunRecord:
     cost: Cost = field(default_factory=Cost)
     data: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, Any] = field(default_factory=dict)
+    # models.<name>.quantize: the dynamic-INT8 copy's sizes, test metrics, latency (harness/train/quantize.py)
+    quantized: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     traceback: str | None = None
@@ -122,7 +124,10 @@ class RunRecord:
         return self.status == "ok"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["quantized"] is None:  # written only by runs of a model with quantize set
+            del out["quantized"]
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:

@@ -1,24 +1,34 @@
-"""Claims such as "model beats baseline by +3.2 points" judged against the paired bootstrap, with a correction for
-the number of claims (see ``docs/statistics.md``).
+"""Claims judged against the evidence, with a correction for the number of claims (see ``docs/statistics.md``).
 
-For ``m`` claims judged together, each is compared at the Bonferroni-corrected level ``1 - 0.05 / m``:
+Three kinds, judged together as one family of ``m`` tests (delta and value claims count one each, an ordering of
+``k`` models counts ``k - 1``); every CI is at the Bonferroni-corrected level ``1 - 0.05 / m`` and every p-value is
+Holm-adjusted (statsmodels) over the ``m``:
 
-- **supported**: the corrected CI's lower bound is above 0 and the claimed delta is at most its upper bound (within
-  the CI, or below it: a gain at least as large as claimed is plausible and no gain is not);
-- **contradicted**: the corrected CI's upper bound is below the claimed delta (the gain, if any, is smaller);
-- **inconclusive**: otherwise (the CI holds both 0 and the claimed delta). The result then says how many seeds per
-  model (or test examples) would likely settle it, from the observed variance components.
-
-Holm-adjusted p-values (statsmodels) are reported beside the Bonferroni CIs. A relative claim (``delta: 15%``) is
-judged on the relative scale, ``100 * (mean_a / mean_b - 1)`` percent.
+- **delta** ("model beats baseline by +3.2 points", or ``15%`` relative: ``100 * (mean_a / mean_b - 1)``), on the
+  paired bootstrap:
+  - *supported*: the corrected CI's lower bound is above 0 and the claimed delta is at most its upper bound (a gain
+    at least as large as claimed is plausible and no gain is not);
+  - *contradicted*: the corrected CI's upper bound is below the claimed delta (the gain, if any, is smaller);
+  - *inconclusive*: otherwise; the result then says how many seeds per model (or test examples) would likely
+    settle it, from the observed variance components.
+- **value** ("reaches 98.7% top-1", optionally with a tolerance in points), on the model's own interval (t over
+  seeds, or a cluster bootstrap with one seed): supported when the corrected CI lies at or above ``value -
+  tolerance``, contradicted when it lies below, inconclusive when it holds it.
+- **order** ("a > b > c"): each adjacent pair is a paired comparison; a pair holds when its Holm-adjusted p-value
+  is below 0.05 and the difference has the stated sign. The ordering is supported only when every pair holds, and
+  contradicted when any pair is significant the other way.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from harness.stats.evidence import Evidence
 from harness.stats.paired import Comparison, compare
@@ -26,12 +36,18 @@ from harness.stats.paired import Comparison, compare
 __all__ = [
     "ALPHA",
     "POWER",
+    "AbsoluteResult",
+    "AbsoluteSpec",
     "ClaimResult",
     "ClaimSpec",
+    "OrderResult",
+    "OrderSpec",
+    "PairResult",
     "Projection",
     "compare_all",
     "holm",
     "judge",
+    "judge_all",
     "parse_delta",
     "project",
 ]
@@ -261,44 +277,249 @@ def judge(
         for i, (spec, a, b) in enumerate(claims)
     ]
     adjusted = holm([c.p_value for c in comparisons])
-    out = []
-    for (spec, _, _), c, p_adj in zip(claims, comparisons, adjusted, strict=True):
-        ci = c.ci[level]
-        v = verdict(ci, spec.delta)
-        seeds_needed = examples_needed = None
-        if v == "inconclusive":
-            proj = project(
-                c.delta,
-                spec.delta,
-                level=level,
-                se_clusters=c.se_clusters,
-                seed_var_a=c.seed_var_a,
-                seed_var_b=c.seed_var_b,
-                n_seeds=max(c.n_seeds_a, c.n_seeds_b),
-                n_clusters=c.n_clusters,
-            )
-            seeds_needed, examples_needed = proj.seeds_needed, proj.examples_needed
-            note = f"Inconclusive: {proj.note}."
-        else:
-            note = _note(v, ci, level, spec.delta, spec.relative)
-        out.append(
-            ClaimResult(
-                claim=spec,
-                measured=c.delta,
-                ci=ci,
-                level=level,
-                ci95=c.ci[0.95],
-                p_value=c.p_value,
-                p_adjusted=p_adj,
-                verdict=v,
-                mde=minimum_detectable_effect(c.se, level),
-                seeds_needed=seeds_needed,
-                examples_needed=examples_needed,
-                note=note,
-                comparison=c,
-            )
+    return [_delta_result(spec, c, p_adj, level) for (spec, _, _), c, p_adj in zip(claims, comparisons, adjusted)]
+
+
+def _delta_result(spec: ClaimSpec, c: Comparison, p_adj: float, level: float) -> ClaimResult:
+    ci = c.ci[level]
+    v = verdict(ci, spec.delta)
+    seeds_needed = examples_needed = None
+    if v == "inconclusive":
+        proj = project(
+            c.delta,
+            spec.delta,
+            level=level,
+            se_clusters=c.se_clusters,
+            seed_var_a=c.seed_var_a,
+            seed_var_b=c.seed_var_b,
+            n_seeds=max(c.n_seeds_a, c.n_seeds_b),
+            n_clusters=c.n_clusters,
         )
+        seeds_needed, examples_needed = proj.seeds_needed, proj.examples_needed
+        note = f"Inconclusive: {proj.note}."
+    else:
+        note = _note(v, ci, level, spec.delta, spec.relative)
+    return ClaimResult(
+        claim=spec,
+        measured=c.delta,
+        ci=ci,
+        level=level,
+        ci95=c.ci[0.95],
+        p_value=c.p_value,
+        p_adjusted=p_adj,
+        verdict=v,
+        mde=minimum_detectable_effect(c.se, level),
+        seeds_needed=seeds_needed,
+        examples_needed=examples_needed,
+        note=note,
+        comparison=c,
+    )
+
+
+# --- absolute and ordering claims ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AbsoluteSpec:
+    """``model`` reaches ``value`` percent of ``metric`` on ``task``, up to ``tolerance`` points: the claim holds
+    when the model's metric is at least ``value - tolerance``."""
+
+    model: str
+    task: str
+    metric: str
+    value: float
+    tolerance: float = 0.0
+    source: str = ""
+
+    @property
+    def threshold(self) -> float:
+        return self.value - self.tolerance
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """``models[0] > models[1] > ...`` on ``metric`` of ``task``: every adjacent pair must hold."""
+
+    models: tuple[str, ...]
+    task: str
+    metric: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class AbsoluteResult:
+    """The verdict on an absolute claim: the model's mean ``measured`` with its corrected CI (``level``) and 95% CI
+    (:func:`harness.stats.intervals.metric_interval`: t over seeds, or a cluster bootstrap with one seed)."""
+
+    claim: AbsoluteSpec
+    measured: float
+    ci: tuple[float, float]
+    level: float
+    ci95: tuple[float, float]
+    p_value: float
+    p_adjusted: float
+    verdict: str
+    note: str
+    method: str
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One adjacent pair of an ordering: ``better`` against ``worse`` (paired, ``measured = better - worse``)."""
+
+    better: str
+    worse: str
+    measured: float
+    ci: tuple[float, float]
+    ci95: tuple[float, float]
+    p_value: float
+    p_adjusted: float
+    verdict: str
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    claim: OrderSpec
+    pairs: tuple[PairResult, ...]
+    level: float
+    verdict: str
+    note: str
+
+
+def absolute_verdict(ci: tuple[float, float], threshold: float) -> str:
+    """supported when the corrected CI lies at or above ``value - tolerance``, contradicted when it lies below,
+    inconclusive when it holds it."""
+    lo, hi = ci
+    if lo >= threshold:
+        return "supported"
+    if hi < threshold:
+        return "contradicted"
+    return "inconclusive"
+
+
+def pair_verdict(delta: float, p_adjusted: float, alpha: float = ALPHA) -> str:
+    """A pair of an ordering holds when the Holm-adjusted p-value of "no difference" is below ``alpha`` and the
+    better model's mean is higher; it is contradicted when the difference is significant the other way."""
+    if p_adjusted < alpha:
+        return "supported" if delta > 0 else "contradicted"
+    return "inconclusive"
+
+
+def order_verdict(pairs: Sequence[str]) -> str:
+    """An ordering is supported only when every pair is, contradicted when any pair is."""
+    if all(v == "supported" for v in pairs):
+        return "supported"
+    if any(v == "contradicted" for v in pairs):
+        return "contradicted"
+    return "inconclusive"
+
+
+def _absolute_p(values: Sequence[float], interval95: tuple[float, float], mean: float, threshold: float) -> float:
+    """Two-sided p-value of "the metric equals the threshold": a one-sample t test over seeds (2+ seeds), else the
+    normal approximation of the one-seed cluster bootstrap (se from the 95% interval's width)."""
+    from scipy import stats
+
+    if len(values) >= 2:
+        if np.ptp(values) == 0:
+            return 1.0 if values[0] == threshold else 0.0
+        return float(stats.ttest_1samp(list(values), threshold).pvalue)
+    se = (interval95[1] - interval95[0]) / (2 * _z(0.95))
+    if se <= 0:
+        return 1.0 if mean == threshold else 0.0
+    return float(2 * stats.norm.sf(abs(mean - threshold) / se))
+
+
+Family = Sequence[tuple[Any, Any]]
+
+
+def judge_all(claims: Family, replicates: int = 10_000, seed: int = 0) -> list[Any]:
+    """Judge a suite's claims of every kind together, in order. Each item is ``(spec, data)``:
+
+    - :class:`ClaimSpec` with ``(evidences of model, evidences of baseline)``;
+    - :class:`AbsoluteSpec` with the model's evidences;
+    - :class:`OrderSpec` with one evidence list per model, in order.
+
+    The family has ``m`` = (delta claims) + (absolute claims) + (adjacent pairs of the orderings) tests: CIs are at
+    the Bonferroni level ``1 - 0.05 / m`` and p-values are Holm-adjusted over all ``m``.
+    """
+    from harness.stats.intervals import metric_interval
+
+    sizes = [len(spec.models) - 1 if isinstance(spec, OrderSpec) else 1 for spec, _ in claims]
+    m = sum(sizes)
+    if m == 0:
+        return []
+    level = corrected_level(m)
+    levels = tuple(dict.fromkeys((level, 0.95)))
+    tests: list[tuple[int, Any]] = []  # (claim index, Comparison | (Interval corrected, Interval 95, p))
+    k = 0
+    for i, (spec, data) in enumerate(claims):
+        if isinstance(spec, AbsoluteSpec):
+            iv = metric_interval(data, spec.metric, level=level, replicates=replicates, seed=seed + k)
+            iv95 = metric_interval(data, spec.metric, level=0.95, replicates=replicates, seed=seed + k)
+            if iv.lo is None or iv.hi is None or iv95.lo is None or iv95.hi is None:
+                raise ValueError(f"{spec.model}: one seed without per-example evidence has no interval")
+            p = _absolute_p(iv.values, (iv95.lo, iv95.hi), iv.value, spec.threshold)
+            tests.append((i, (iv, iv95, p)))
+            k += 1
+        elif isinstance(spec, OrderSpec):
+            for a, b in itertools.pairwise(data):
+                c = compare(a, b, spec.metric, replicates=replicates, levels=levels, seed=seed + k)
+                tests.append((i, c))
+                k += 1
+        else:
+            a, b = data
+            c = compare(a, b, spec.metric, relative=spec.relative, replicates=replicates, levels=levels, seed=seed + k)
+            tests.append((i, c))
+            k += 1
+    pvals = [t[2] if isinstance(t, tuple) else t.p_value for _, t in tests]
+    adjusted = holm(pvals)
+    by_claim: dict[int, list[tuple[Any, float]]] = {}
+    for (i, t), p_adj in zip(tests, adjusted):
+        by_claim.setdefault(i, []).append((t, p_adj))
+    out: list[Any] = []
+    for i, (spec, _) in enumerate(claims):
+        parts = by_claim[i]
+        if isinstance(spec, AbsoluteSpec):
+            (iv, iv95, p), p_adj = parts[0]
+            out.append(_absolute_result(spec, iv, iv95, p, p_adj, level))
+        elif isinstance(spec, OrderSpec):
+            out.append(_order_result(spec, parts, level))
+        else:
+            c, p_adj = parts[0]
+            out.append(_delta_result(spec, c, p_adj, level))
     return out
+
+
+def _absolute_result(spec: AbsoluteSpec, iv, iv95, p: float, p_adj: float, level: float) -> AbsoluteResult:
+    ci, ci95 = (float(iv.lo), float(iv.hi)), (float(iv95.lo), float(iv95.hi))
+    v = absolute_verdict(ci, spec.threshold)
+    span = f"{100 * level:.4g}% CI [{ci[0]:.2f}, {ci[1]:.2f}]"
+    stated = f"the stated {spec.value:g}%" + (
+        f" - {spec.tolerance:g} point{'' if spec.tolerance == 1 else 's'}" if spec.tolerance else ""
+    )
+    if v == "supported":
+        note = f"The {span} lies at or above {stated}."
+    elif v == "contradicted":
+        note = f"The model falls short: the {span} lies below {stated}."
+    else:
+        note = f"Inconclusive: the {span} holds {stated}; more seeds or test examples would narrow it."
+    return AbsoluteResult(spec, float(iv.value), ci, level, ci95, p, p_adj, v, note, iv.method)
+
+
+def _order_result(spec: OrderSpec, parts: list[tuple[Comparison, float]], level: float) -> OrderResult:
+    pairs = []
+    for (a, b), (c, p_adj) in zip(itertools.pairwise(spec.models), parts):
+        v = pair_verdict(c.delta, p_adj)
+        pairs.append(PairResult(a, b, c.delta, c.ci[level], c.ci[0.95], c.p_value, p_adj, v, c))
+    v = order_verdict([p.verdict for p in pairs])
+    held = sum(p.verdict == "supported" for p in pairs)
+    if v == "supported":
+        note = f"Every adjacent pair holds ({held} of {len(pairs)}, Holm-adjusted p < {ALPHA:g})."
+    else:
+        broken = [f"{p.better} > {p.worse} {p.verdict}" for p in pairs if p.verdict != "supported"]
+        note = f"{held} of {len(pairs)} pairs hold; " + "; ".join(broken) + "."
+    return OrderResult(spec, tuple(pairs), level, v, note)
 
 
 def compare_all(

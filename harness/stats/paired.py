@@ -264,6 +264,19 @@ def _seed_means(rng: np.random.Generator, values: np.ndarray, resample: bool) ->
     return full + math.sqrt(n_seeds / (n_seeds - 1)) * (drawn - full)
 
 
+def _matched_seed_means(rng: np.random.Generator, va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_seed_means` of two (R, S) arrays whose seed ``i`` is one trained state (a model and its quantised
+    copy): the same seeds are drawn for both, so the seed effect cancels in the difference."""
+    n_seeds = va.shape[1]
+    full_a, full_b = va.mean(axis=1), vb.mean(axis=1)
+    if n_seeds == 1:
+        return full_a, full_b
+    draws = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=len(va))
+    scale = math.sqrt(n_seeds / (n_seeds - 1))
+    drawn_a, drawn_b = (draws * va).sum(axis=1) / n_seeds, (draws * vb).sum(axis=1) / n_seeds
+    return full_a + scale * (drawn_a - full_a), full_b + scale * (drawn_b - full_b)
+
+
 def _check_group(evidences: Sequence[Evidence], who: str) -> list[Evidence]:
     evs = list(evidences)
     if not evs:
@@ -426,14 +439,18 @@ def compare(
     levels: Sequence[float] = (0.95,),
     seed: int = 0,
     keep_replicates: bool = False,
+    matched_seeds: bool = False,
 ) -> Comparison:
     """Hierarchical paired bootstrap of model a (its seeds' evidence) against model b on ``metric``.
 
     Raises ``ValueError`` when the evidences were not scored on the same examples, or lack ``metric``.
-    ``keep_replicates`` keeps the replicate deltas in :attr:`Comparison.replicate_deltas`.
+    ``keep_replicates`` keeps the replicate deltas in :attr:`Comparison.replicate_deltas`. ``matched_seeds``: seed
+    ``i`` of a and of b are one trained state (a model and its INT8 copy): the seeds are drawn together.
     """
     evs_a = _check_group(a, "model a")
     evs_b = _check_group(b, "model b")
+    if matched_seeds and len(evs_a) != len(evs_b):
+        raise ValueError(f"matched seeds need as many seeds on both sides, got {len(evs_a)} and {len(evs_b)}")
     ref = evs_a[0]
     _check_same(ref, evs_a, "model a")
     _check_same(ref, evs_b, "model b")
@@ -447,7 +464,10 @@ def compare(
         counts = _cluster_counts(rng, n_clusters, min(step, total - start))
         counts = counts.astype(np.float64)  # once for both models' matrix products
         va, vb = model_a(counts), model_b(counts)
-        deltas.append(_statistic(_seed_means(rng, va, True), _seed_means(rng, vb, True), relative))
+        if matched_seeds:
+            deltas.append(_statistic(*_matched_seed_means(rng, va, vb), relative))
+        else:
+            deltas.append(_statistic(_seed_means(rng, va, True), _seed_means(rng, vb, True), relative))
         fixed.append(_statistic(va.mean(axis=1), vb.mean(axis=1), relative))
     d_all, f_all = np.concatenate(deltas), np.concatenate(fixed)
     keep = np.isfinite(d_all) & np.isfinite(f_all)
@@ -466,16 +486,20 @@ def compare(
     if relative and var_a is not None and var_b is not None:  # delta method for 100 * (A / B - 1)
         var_a, var_b = var_a * (100 / mean_b) ** 2, var_b * (100 * mean_a / mean_b**2) ** 2
     se_seeds = None if var_a is None or var_b is None else float(np.sqrt(var_a / n_a + var_b / n_b))
+    if matched_seeds and n_a > 1:
+        diff = _statistic(model_a.observed, model_b.observed, relative)
+        se_seeds = float(np.std(diff, ddof=1) / np.sqrt(n_a))
 
     test = None
     if n_a == n_b == 1 and metric in CORRECT_METRICS and ref.task_type in ("classification", "vqa"):
         test = mcnemar(correct(evs_a[0], metric), correct(evs_b[0], metric))
 
-    seeds = (
-        f"seeds resampled within each model ({n_a} and {n_b}, rescaled by sqrt(n/(n-1)))"
-        if max(n_a, n_b) > 1
-        else "1 seed each (training randomness not included)"
-    )
+    if matched_seeds and n_a > 1:
+        seeds = f"{n_a} seeds drawn together for both (seed i of each is one trained state), rescaled by sqrt(n/(n-1))"
+    elif max(n_a, n_b) > 1:
+        seeds = f"seeds resampled within each model ({n_a} and {n_b}, rescaled by sqrt(n/(n-1)))"
+    else:
+        seeds = "1 seed each (training randomness not included)"
     capped = f" (capped at {ROW_REPLICATES}: {metric} is recomputed from rows)" if total < replicates else ""
     method = (
         f"paired bootstrap over {n_clusters} clusters (same draws for both models), {seeds}; "

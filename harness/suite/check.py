@@ -190,7 +190,7 @@ def check_model_tasks(suite: Suite, built: dict[str, Any], where: str) -> None:
 
 
 def check_claims(suite: Suite, where: str) -> None:
-    """Every claim names a task, two of its models and one of its metrics."""
+    """Every claim names a task, models of that task and one of its metrics."""
     from harness.tasks import task_registry
 
     for i, claim in enumerate(suite.claims):
@@ -198,15 +198,16 @@ def check_claims(suite: Suite, where: str) -> None:
         if claim.task not in suite.tasks:
             raise UserError(f"{where}: {key}.task: {unknown_name('task', claim.task, list(suite.tasks))}")
         task = suite.tasks[claim.task]
-        for field in ("model", "baseline"):
-            name = getattr(claim, field)
+        fields = [(f, getattr(claim, f)) for f in ("model", "baseline") if getattr(claim, f) is not None]
+        fields += [(f"order[{j}]", m) for j, m in enumerate(claim.order or ())]
+        for field, name in fields:
             if name not in task.models:
                 raise UserError(
                     f"{where}: {key}.{field}: {name!r} is not one of the models of task {claim.task!r} "
-                    f"{list(task.models)}; a claim compares two models trained on the same task"
+                    f"{list(task.models)}; a claim is about models trained on the same task"
                     + did_you_mean(name, task.models)
                 )
-        if claim.model == claim.baseline:
+        if claim.kind == "delta" and claim.model == claim.baseline:
             raise UserError(f"{where}: {key}: model and baseline are both {claim.model!r}; name two different models")
         metrics = task_registry().get(task.type).metrics
         if claim.metric is not None and claim.metric not in metrics:

@@ -393,16 +393,32 @@ def _too_large(path: Path, size: str) -> str:
     )
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Load and validate a suite file (schema only; see :func:`check_suite` for cross-references)."""
+def load_suite(path: str | Path, profile: str | None = None, sets: tuple[str, ...] | list[str] = ()) -> Suite:
+    """Load and validate a suite file (schema only; see :func:`check_suite` for cross-references), with a named
+    profile's overlay and ``--set`` overrides applied first (:mod:`harness.suite.profiles`)."""
+    from harness.suite.profiles import apply_profile, apply_sets
+
     path = Path(path)
     data = read_yaml(path)
     if data is None:
         raise UserError(f"{path}: suite file is empty; start from suites/smoke.yaml")
     if not isinstance(data, dict):
         raise UserError(f"{path}: the top level must be a mapping of keys (name, seeds, train, ...), got {_kind(data)}")
+    data = apply_sets(apply_profile(data, profile, str(path)), sets)
     data.setdefault("name", path.stem)
-    return validate_data(Suite, data, str(path))
+    if profile is not None:
+        data["profile"] = profile
+    if sets:
+        data["overrides"] = tuple(sets)
+    where = str(path) if profile is None else f"{path} (profile {profile})"
+    return validate_data(Suite, data, where)
+
+
+def suite_profiles(path: str | Path) -> list[str]:
+    """The profile names a suite file defines."""
+    from harness.suite.profiles import profile_names
+
+    return profile_names(read_yaml(Path(path)))
 
 
 def validate_data(model_cls: type[M], data: Any, where: str, prefix: tuple = ()) -> M:

@@ -11,7 +11,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SYNTHETIC = "@synthetic"
@@ -195,10 +204,46 @@ class Vqa2Dataset(_DatasetBase):
     kind: Literal["vqa2"]
 
 
+class DicomSpec(Frozen):
+    """How ``.dcm`` files of an image folder become pixels (harness/data/dicom.py; docs/datasets.md, "DICOM image
+    folders"). None: from each file's tags (RescaleSlope/RescaleIntercept, else 1 and 0; WindowCenter/WindowWidth,
+    else the image's minimum and maximum)."""
+
+    rescale_slope: Finite | None = None
+    rescale_intercept: Finite | None = None
+    window_center: Finite | None = None
+    window_width: Finite | None = None
+    invert_monochrome1: bool = True
+
+    @field_validator("rescale_slope")
+    @classmethod
+    def _slope(cls, v: float | None) -> float | None:
+        if v == 0:
+            raise ValueError("a rescale slope of 0 maps every pixel to the intercept; give a non-zero slope")
+        return v
+
+    @field_validator("window_width")
+    @classmethod
+    def _width(cls, v: float | None) -> float | None:
+        if v is not None and v < 1:
+            raise ValueError(f"the window width must be at least 1 (DICOM PS3.3 C.11.2.1.2), got {v:g}")
+        return v
+
+    @model_validator(mode="after")
+    def _window_pair(self) -> DicomSpec:
+        if (self.window_center is None) != (self.window_width is None):
+            raise ValueError(
+                "set both window_center and window_width, or neither (then each file's WindowCenter and WindowWidth "
+                "tags are used)"
+            )
+        return self
+
+
 class ImageFolderDataset(_DatasetBase):
     kind: Literal["imagefolder"]
     split_ratios: tuple[NonNegative, NonNegative, NonNegative] = (0.7, 0.15, 0.15)  # train, val, test
     split_seed: int = 0
+    dicom: DicomSpec | None = None  # settings for .dcm files; in dumps (and run fingerprints) only when set
 
     @field_validator("split_ratios")
     @classmethod
@@ -206,6 +251,15 @@ class ImageFolderDataset(_DatasetBase):
         if abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"the train, val and test fractions must sum to 1, got {list(v)} (sum {sum(v):g})")
         return v
+
+    @model_serializer(mode="wrap")
+    def _without_unset_dicom(self, handler: Any) -> Any:
+        """Leave ``dicom`` out when it is not set, so the dataset specs (and fingerprints) of suites without DICOM
+        settings are what they were."""
+        data = handler(self)
+        if self.dicom is None and isinstance(data, dict):
+            data.pop("dicom", None)
+        return data
 
 
 DatasetSpec = Annotated[CocoDataset | Flickr30kDataset | Vqa2Dataset | ImageFolderDataset, Field(discriminator="kind")]
@@ -344,6 +398,9 @@ class ModelSpec(Frozen):
 
     type: str
     train: dict[str, Any] = Field(default_factory=dict)
+    # After the test evaluation, also score a dynamic-INT8 copy (its nn.Linear layers) on CPU in fp32, with its size
+    # and latency (harness/train/quantize.py; docs/metrics.md, "Quantised evaluation").
+    quantize: Literal["dynamic_int8"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -353,7 +410,7 @@ class ModelSpec(Frozen):
             return data
         if "params" in data:
             raise ValueError("write the family's parameters directly under the model, not under 'params'")
-        known = {"type", "train"}
+        known = {"type", "train", "quantize"}
         out = {k: v for k, v in data.items() if k in known}
         out["params"] = {k: v for k, v in data.items() if k not in known}
         return out
@@ -363,29 +420,73 @@ PERCENT_PATTERN = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
 
 
 class ClaimSpec(Frozen):
-    """A claim the suite puts to the test: ``model`` beats ``baseline`` on ``task`` by ``delta``.
+    """A claim the suite puts to the test. Three kinds, by the key that states the claim:
 
-    ``delta`` is in percentage points (``delta: 3.2``), or relative to the baseline's mean when written with a
-    percent sign (``delta: 15%``: mean(model) / mean(baseline) - 1 >= 15%). ``metric`` defaults to the task's main
-    metric. ``source`` says where the claim comes from (an article, a design document).
+    - ``delta``: ``model`` beats ``baseline`` on ``task`` by ``delta`` percentage points (``delta: 3.2``), or
+      relative to the baseline's mean when written with a percent sign (``delta: 15%``: mean(model) /
+      mean(baseline) - 1 >= 15%);
+    - ``value``: an absolute claim, ``model`` reaches ``value`` (percent) of the metric on ``task``, up to
+      ``tolerance`` points (``value: 98.7``);
+    - ``order``: an ordering, ``order: [a, b, c]`` means a > b > c on the metric; every adjacent pair is a paired
+      comparison, and the ordering holds only when every pair does.
+
+    ``metric`` defaults to the task's main metric. ``source`` says where the claim comes from (an article, a design
+    document). Verdicts: docs/statistics.md.
     """
 
-    model: Name
-    baseline: Name
     task: Name
+    model: Name | None = None
+    baseline: Name | None = None
     metric: str | None = None
-    delta: Finite | str
+    delta: Finite | str | None = None
+    value: Finite | None = None
+    tolerance: NonNegative = 0.0
+    order: tuple[Name, ...] | None = None
     source: str = ""
 
     @field_validator("delta")
     @classmethod
-    def _delta(cls, v: float | str) -> float | str:
+    def _delta(cls, v: float | str | None) -> float | str | None:
         if isinstance(v, str) and not PERCENT_PATTERN.match(v):
             raise ValueError(
                 f"expected points as a number (delta: 3.2) or a relative gain with a percent sign (delta: 15%), "
                 f"got {v!r}"
             )
         return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ClaimSpec:
+        stated = [k for k in ("delta", "value", "order") if getattr(self, k) is not None]
+        if len(stated) != 1:
+            raise ValueError(
+                "state the claim with exactly one of 'delta' (model beats baseline by delta), 'value' (model "
+                f"reaches value) or 'order' (a > b > ...), got {stated or 'none'}"
+            )
+        kind = stated[0]
+        if kind == "delta" and (self.model is None or self.baseline is None):
+            raise ValueError("a delta claim names a 'model' and the 'baseline' it beats")
+        if kind == "value" and (self.model is None or self.baseline is not None):
+            raise ValueError("an absolute claim (value) names a 'model' and no 'baseline'")
+        if kind == "order":
+            if self.model is not None or self.baseline is not None:
+                raise ValueError("an ordering claim lists its models in 'order' and names no 'model' or 'baseline'")
+            if len(self.order) < 2 or len(set(self.order)) != len(self.order):
+                raise ValueError(f"'order' lists at least two different models, best first, got {list(self.order)}")
+        if kind != "value" and "tolerance" in self.model_fields_set:
+            raise ValueError("'tolerance' belongs to an absolute claim (value)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``delta`` | ``value`` | ``order``."""
+        return "delta" if self.delta is not None else "value" if self.value is not None else "order"
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model the claim is about."""
+        if self.order is not None:
+            return self.order
+        return tuple(m for m in (self.model, self.baseline) if m is not None)
 
     @property
     def relative(self) -> bool:
@@ -394,13 +495,23 @@ class ClaimSpec(Frozen):
 
     @property
     def amount(self) -> float:
-        """The claimed gain: points, or percent of the baseline's mean when :attr:`relative`."""
+        """The claimed gain (points, or percent of the baseline's mean when :attr:`relative`), or the claimed
+        absolute value."""
+        if self.kind == "value":
+            return float(self.value)
+        if self.kind == "order":
+            return 0.0
         if isinstance(self.delta, str):
             return float(PERCENT_PATTERN.match(self.delta).group(1))
         return float(self.delta)
 
     def describe(self, metric: str) -> str:
-        """``xbert beats vit on vqa by +10.00 points of vqa_accuracy`` (for tables and the terminal)."""
+        """The claim in words, for tables and the terminal."""
+        if self.kind == "order":
+            return f"{' > '.join(self.order)} on {self.task} in {metric}"
+        if self.kind == "value":
+            tol = f" (within {self.tolerance:g} point{'' if self.tolerance == 1 else 's'})" if self.tolerance else ""
+            return f"{self.model} reaches {self.amount:g}% {metric} on {self.task}{tol}"
         amount = f"{self.amount:+g}% (relative)" if self.relative else f"{self.amount:+g} points"
         return f"{self.model} beats {self.baseline} on {self.task} by {amount} of {metric}"
 
@@ -421,6 +532,9 @@ class Suite(Frozen):
     models: dict[Name, ModelSpec] = Field(min_length=1)
     tasks: dict[Name, TaskSpec] = Field(min_length=1)
     claims: tuple[ClaimSpec, ...] = ()
+    # Set by the command line (--profile, --set), never by the file (harness/suite/profiles.py).
+    profile: Name | None = None
+    overrides: tuple[str, ...] = ()
 
     @field_validator("seeds")
     @classmethod

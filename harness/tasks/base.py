@@ -219,6 +219,7 @@ class PrepareContext:
     issues: SampleIssues | None = None  # the dataset's bad-sample policy and record
     tokenizer_fingerprint: str | None = None  # enables the on-disk token cache
     truncation: bool = True
+    dicom: Any | None = None  # harness.data.dicom.DicomOptions of an image folder's ``dicom:`` block (.dcm files)
 
     def decode(self, paths) -> tuple[torch.Tensor | None, list[tuple[int, str]]]:
         """``(images, bad)`` of ``paths`` from the on-disk image cache (built on first use); ``(None, [])`` when no
@@ -226,7 +227,7 @@ class PrepareContext:
 
         ``bad`` lists ``(row, reason)`` of unreadable files (rows left zero) under ``on_bad_sample: skip``; otherwise
         the first bad file raises a UserError naming it. The cache key includes a stat fingerprint of the files, so
-        replaced or edited images are decoded again.
+        replaced or edited images are decoded again, and the DICOM settings, so a changed window decodes again.
         """
         if "image" not in self.modalities:
             return None, []
@@ -240,6 +241,7 @@ class PrepareContext:
             workers=self.workers,
             fingerprint=files_fingerprint(paths),
             skip_bad=self.issues is not None and self.issues.policy == "skip",
+            dicom=self.dicom,
         )
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
