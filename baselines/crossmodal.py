@@ -7,6 +7,10 @@
   (multi-head attention, residual + LayerNorm, feed-forward); the fused [CLS] is the joint vector.
 - ``sum``: projected [CLS] + projected pooled image feature -> MLP (late fusion).
 - ``concat``: [CLS] ‖ pooled image feature -> MLP.
+- ``two_token``: the pooled image feature (projected to BERT's width) and [CLS] as a sequence of two tokens, one
+  multi-head self-attention over them (``fusion_heads``, default BERT's), and the attended image token is the joint
+  vector (design document 002: ``nn.MultiheadAttention(768, 8, batch_first=True)`` over ``[image, [CLS]]``, no
+  residual, read at position 0).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from harness.models.encoders import ImageEncoder, TextEncoder
 from harness.models.specs import ImageEncoderSpec, TextEncoderSpec
 from harness.suite.schema import Frozen
 
-Fusion = Literal["single_stream", "cross_attention", "sum", "concat"]
+Fusion = Literal["single_stream", "cross_attention", "sum", "concat", "two_token"]
 
 
 class CrossModalConfig(Frozen):
@@ -93,13 +97,19 @@ class CrossModalBert(XModel):
         if cfg.fusion in ("single_stream", "cross_attention"):
             fusion["visual"] = VisualProjector(dv, h, self.image.num_tokens, cfg.visual_pos_std, cfg.dropout)
             self.feature_dim = h
+        heads = cfg.fusion_heads or self.text.model.config.num_attention_heads
+        if cfg.fusion in ("cross_attention", "two_token") and h % heads:
+            raise ValueError(f"Expected `fusion_heads` to divide the text width {h}, but got {heads}")
         if cfg.fusion == "cross_attention":
-            heads = cfg.fusion_heads or self.text.model.config.num_attention_heads
-            if h % heads:
-                raise ValueError(f"Expected `fusion_heads` to divide the text width {h}, but got {heads}")
             fusion["layers"] = nn.ModuleList(
                 CrossAttentionLayer(h, heads, cfg.dropout) for _ in range(cfg.fusion_layers)
             )
+        elif cfg.fusion == "two_token":
+            # The document feeds ResNet-50's 1000 logits into a 768-wide attention: the pooled feature is projected
+            # to the text width instead (a repair, docs/claims.md, 002).
+            fusion["image_proj"] = nn.Linear(dv, h)
+            fusion["attn"] = nn.MultiheadAttention(h, heads, dropout=cfg.dropout, batch_first=True)
+            self.feature_dim = h
         elif cfg.fusion == "single_stream":
             if ctx.max_text_len + self.image.num_tokens > self.text.model.config.max_position_embeddings:
                 raise ValueError(
@@ -137,6 +147,10 @@ class CrossModalBert(XModel):
             return self.fusion["mlp"](self.fusion["text_proj"](text.pooled) + self.fusion["image_proj"](image.pooled))
         if fusion == "concat":
             return self.fusion["mlp"](torch.cat([text.pooled, image.pooled], dim=-1))
+        if fusion == "two_token":
+            pair = torch.stack([self.fusion["image_proj"](image.pooled), text.pooled], dim=1)  # (B, 2, H)
+            attended, _ = self.fusion["attn"](pair, pair, pair, need_weights=False)
+            return attended[:, 0]
         visual = self.fusion["visual"](image.tokens)  # (B, N, H)
         if fusion == "cross_attention":
             x = text.tokens
@@ -150,7 +164,8 @@ class CrossModalBert(XModel):
 
         - ``single_stream``: BERT's output states at the visual positions (each attended to the text);
         - ``cross_attention``: each projected visual token plus the fused [CLS] (text that attended to the image);
-        - ``sum`` / ``concat``: the model's fusion applied token by token, [CLS] with each visual token.
+        - ``sum`` / ``concat`` / ``two_token``: the model's fusion applied token by token, [CLS] with each visual
+          token.
         """
         image = self.encode_image(batch["image"])
         fusion, n = self.cfg.fusion, image.tokens.shape[1]
@@ -162,6 +177,12 @@ class CrossModalBert(XModel):
             text = self.encode_text(batch["input_ids"], batch["attention_mask"])
             if fusion == "cross_attention":
                 tokens = self.fusion["visual"](image.tokens) + self.fuse(image, text).unsqueeze(1)
+            elif fusion == "two_token":  # each visual token as the image token of its own pair with [CLS]
+                b = image.tokens.shape[0]
+                img = self.fusion["image_proj"](image.tokens).reshape(b * n, 1, -1)
+                cls = text.pooled.repeat_interleave(n, dim=0).unsqueeze(1)
+                pair = torch.cat([img, cls], dim=1)
+                tokens = self.fusion["attn"](pair, pair, pair, need_weights=False)[0][:, 0].reshape(b, n, -1)
             elif fusion == "sum":
                 cls = self.fusion["text_proj"](text.pooled).unsqueeze(1)
                 tokens = self.fusion["mlp"](cls + self.fusion["image_proj"](image.tokens))
@@ -195,5 +216,6 @@ class CrossModalBert(XModel):
 
 @register_model("xbert", kind="cross_modal", modalities={"image", "text"}, config=CrossModalConfig)
 def build_xbert(cfg: CrossModalConfig, ctx: BuildContext) -> CrossModalBert:
-    """Cross-modal BERT: single_stream | cross_attention | sum | concat fusion of BERT with a timm encoder."""
+    """Cross-modal BERT: single_stream | cross_attention | sum | concat | two_token fusion of BERT with a timm
+    encoder."""
     return CrossModalBert(cfg, ctx)

@@ -37,7 +37,8 @@ VERDICT_RULES = (
     "runs or their per-example evidence are missing. An absolute claim (reaches a value) is supported when the "
     "corrected CI of the model's metric lies at or above the value (less its tolerance), contradicted when it lies "
     "below; an ordering holds when every adjacent pair (rows n.1, n.2, ...) is significant in the claimed direction "
-    "after Holm's correction."
+    "after Holm's correction; a size claim (INT8 smaller by) is contradicted when the measured reduction falls "
+    "short, and with max_drop its CI is the accuracy change int8 - fp32, which must lie at or above -max_drop."
 )
 UNITS_LEGEND = (
     "pp = percentage points; % rel. = percent of the baseline's mean; % = the metric itself (absolute claims)."
@@ -369,6 +370,8 @@ def claimed(c: ClaimRow) -> str:
         return "ordering"
     if c.kind == "pair":
         return "> 0 pp"
+    if c.kind == "smaller":
+        return f"{num(c.claimed, 1)}% smaller"
     value = num(c.claimed) if c.kind == "value" else signed(c.claimed)
     return value if value == MISSING else f"{value} {claim_unit(c)}"
 
@@ -378,6 +381,9 @@ def measured(c: ClaimRow) -> str:
     ``97.10 [96.20, 98.00] %``; an ordering: see its pairs."""
     if c.kind == "order":
         return "see its pairs" if c.verdict != "not judged" else MISSING
+    if c.kind == "smaller":  # exact; the CI columns hold the accuracy change int8 - fp32 (with max_drop)
+        value = num(c.measured, 1)
+        return value if value == MISSING else f"{value}% smaller"
     if c.kind == "value":
         value = num(c.measured)
         if value != MISSING and c.ci is not None:

@@ -11,6 +11,7 @@ from html import escape
 
 from harness.report import format as f
 from harness.report import plots
+from harness.report import quantized as q
 from harness.report.model import Report, TaskSection
 
 CSS = """
@@ -205,6 +206,15 @@ def render_html(report: Report) -> str:
     header, rows = f.cost_table(report.cost)
     if rows:
         out += ['<section id="cost">', "<h2>Cost (mean over seeds)</h2>", _table(header, rows), "</section>"]
+    if report.quantized:
+        legend = _esc(q.LEGEND.replace("*", "").replace("`", ""))
+        out += [
+            '<section id="quantized">',
+            "<h2>Quantised evaluation (dynamic INT8)</h2>",
+            _table(q.HEADER, [q.cells(r) for r in report.quantized]),
+            f'<p class="legend">{legend}</p>',
+            "</section>",
+        ]
     if report.failed:
         rows = [[str(r.run_id), str(r.folder), str(r.error or f.MISSING)] for r in report.failed]
         out += [

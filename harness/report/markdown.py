@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from harness.report import format as f
+from harness.report import quantized as q
 from harness.report.model import Report, TaskSection
 
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")
@@ -127,6 +128,10 @@ def render_markdown(report: Report) -> str:
     if rows:
         out += ["## Cost (mean over seeds)", ""]
         out += _table(header, rows)
+    if report.quantized:
+        out += ["## Quantised evaluation (dynamic INT8)", ""]
+        out += _table(q.HEADER, [q.cells(r) for r in report.quantized], q.ALIGN)
+        out += [_safe(q.LEGEND), ""]
     if report.failed:
         out += ["## Failed runs", "", "Not in any mean above.", ""]
         rows = [[str(r.run_id), _code(str(r.folder)), str(r.error or f.MISSING)] for r in report.failed]

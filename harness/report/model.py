@@ -8,6 +8,7 @@ paired comparisons and claim verdicts, from each run's per-example evidence (:mo
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.plan import RunSpec, suite_fingerprint
+from harness.report.quantized import QuantRow, load_pair_evidence, quantized_rows
 from harness.results.aggregate import cost_frame, results_frame
 from harness.results.artifacts import Curve, load_curve, load_evidence
 from harness.results.collect import OtherFolder, PlanResults
@@ -163,6 +165,7 @@ class Report:
     suite_fingerprint: str | None = None  # what the suite measures (harness.plan.suite_fingerprint)
     runs: list[dict[str, Any]] = field(default_factory=list)  # every planned run: id, folder, fingerprint, status
     adjustments: list[tuple[str, str]] = field(default_factory=list)  # (run id, what the runner changed)
+    quantized: list[QuantRow] = field(default_factory=list)  # models with quantize: dynamic_int8
 
     def summary_json(self) -> dict[str, Any]:
         """``summary.json`` (documented in docs/statistics.md; ``schema_version`` 2)."""
@@ -256,6 +259,7 @@ class Report:
                 "overrides": self.overrides,
                 "models": [m.__dict__ for m in self.models],
             },
+            "quantized": [q.to_json() for q in self.quantized],
             "skipped": self.skipped,
             "env": self.env,
         }
@@ -299,7 +303,7 @@ def build_report(
         for name in suite.tasks
         if any((name, m) in by_pair for m in suite.tasks[name].models)
     ]
-    claims = _claims(suite, by_pair, evidence, replicates)
+    claims = _claims(suite, by_pair, evidence, replicates, out_dir)
     curves: dict[str, list[Curve]] = {}
     for r in ok:
         curve = load_curve(out_dir, r)
@@ -338,6 +342,9 @@ def build_report(
         suite_fingerprint=suite_fingerprint(suite.name, runs) if runs else None,
         runs=_run_index(runs or [], results),
         adjustments=[(r.run_id, a) for r in ok for a in r.adjustments],
+        quantized=quantized_rows(
+            by_pair, {name: _main_metric(t.type) for name, t in suite.tasks.items()}, out_dir, replicates
+        ),
     )
 
 
@@ -497,10 +504,11 @@ def _claims(
     by_pair: dict[tuple[str, str], list[RunRecord]],
     evidence: dict[str, Evidence | None],
     replicates: int,
+    out_dir: Path | None = None,
 ) -> list[ClaimRow]:
     """Every claim of the suite with its verdict, judged together (one family: Bonferroni CIs, Holm p-values); an
     ordering is followed by one row per adjacent pair."""
-    from harness.stats.claims import AbsoluteSpec, ClaimSpec, OrderSpec, judge_all
+    from harness.stats.claims import AbsoluteSpec, ClaimSpec, Int8Result, Int8Spec, OrderSpec, judge_all
 
     rows: list[ClaimRow] = []
     judged: list[tuple[int, Any, Any]] = []
@@ -526,6 +534,14 @@ def _claims(
         missing = [m for m in models if (claim.task, m) not in by_pair]
         if missing:
             rows[-1] = _replace(base, note=f"no finished run of {', '.join(missing)} on {claim.task}")
+            continue
+        if kind == "smaller":
+            item = _int8_claim(claim, metric, by_pair[(claim.task, claim.model)], out_dir)
+            if isinstance(item, str):
+                rows[-1] = _replace(base, note=item)
+            else:
+                spec = Int8Spec(claim.model, claim.task, metric, claim.amount, claim.max_drop, claim.source)
+                judged.append((i, spec, item))
             continue
         evs = [_evidences(by_pair[(claim.task, m)], evidence) for m in models]
         if any(e is None for e in evs):
@@ -581,6 +597,18 @@ def _claims(
                 for j, p in enumerate(res.pairs)
             ]
             continue
+        if isinstance(res, Int8Result):
+            out[i] = _replace(
+                row,
+                verdict=res.verdict,
+                measured=res.measured,
+                ci=None if res.ci is None else tuple(res.ci),
+                ci95=None if res.ci95 is None else tuple(res.ci95),
+                p_value=res.p_value,
+                p_adjusted=res.p_adjusted,
+                note=res.note,
+            )
+            continue
         common = dict(verdict=res.verdict, measured=res.measured, ci=tuple(res.ci), ci95=tuple(res.ci95))
         common.update(p_value=res.p_value, p_adjusted=res.p_adjusted, note=res.note)
         if isinstance(spec, AbsoluteSpec):
@@ -594,6 +622,20 @@ def _claims(
         flat.append(row)
         flat += pair_rows.get(i, [])
     return flat
+
+
+def _int8_claim(claim: Any, metric: str, records: list[RunRecord], out_dir: Path | None) -> Any:
+    """``(size reduction %, int8 evidences, fp32 evidences)`` for a quantisation claim, or why it cannot be judged."""
+    q = [r for r in records if r.quantized and not r.quantized.get("error") and r.quantized.get("disk_ratio")]
+    if not q:
+        return f"no INT8 result of {claim.model} on {claim.task} (its runs predate quantize, or the INT8 pass failed)"
+    measured = statistics.fmean(100.0 * (1.0 - r.quantized["disk_ratio"]) for r in q)
+    if claim.max_drop is None:
+        return (measured, None, None)
+    pairs = [load_pair_evidence(out_dir, r) for r in q] if out_dir is not None else []
+    if not pairs or any(a is None or b is None for a, b in pairs):
+        return "some INT8 runs have no per-example evidence of both copies: the accuracy part cannot be judged"
+    return (measured, [b for _, b in pairs], [a for a, _ in pairs])
 
 
 def _replace(row: ClaimRow, **changes: Any) -> ClaimRow:

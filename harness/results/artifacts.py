@@ -16,7 +16,11 @@ from harness.stats.evidence import EVIDENCE, Evidence
 
 def load_evidence(out_dir: Path, record: RunRecord) -> Evidence | None:
     """The run's ``evidence.npz``, or None when it has none or it cannot be read."""
-    path = out_dir / record.folder / EVIDENCE
+    return load_evidence_file(out_dir / record.folder / EVIDENCE)
+
+
+def load_evidence_file(path: Path) -> Evidence | None:
+    """An evidence file (``evidence.npz``, ``evidence_int8.npz``, ...), or None when it is absent or unreadable."""
     if not path.is_file():
         return None
     try:

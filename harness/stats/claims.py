@@ -14,6 +14,9 @@ Holm-adjusted (statsmodels) over the ``m``:
 - **value** ("reaches 98.7% top-1", optionally with a tolerance in points), on the model's own interval (t over
   seeds, or a cluster bootstrap with one seed): supported when the corrected CI lies at or above ``value -
   tolerance``, contradicted when it lies below, inconclusive when it holds it.
+- **smaller** ("the INT8 copy is 75% smaller"): the size reduction on disk is exact (no test): contradicted when it
+  falls short; with ``max_drop`` ("and loses at most 0.5 points"), the paired INT8 - fp32 change (matched seeds)
+  must also have its corrected CI at or above ``-max_drop`` (one test of the family, non-inferiority p-value);
 - **order** ("a > b > c"): each adjacent pair is a paired comparison; a pair holds when its Holm-adjusted p-value
   is below 0.05 and the difference has the stated sign. The ordering is supported only when every pair holds, and
   contradicted when any pair is significant the other way.
@@ -40,6 +43,8 @@ __all__ = [
     "AbsoluteSpec",
     "ClaimResult",
     "ClaimSpec",
+    "Int8Result",
+    "Int8Spec",
     "OrderResult",
     "OrderSpec",
     "PairResult",
@@ -347,6 +352,38 @@ class OrderSpec:
 
 
 @dataclass(frozen=True)
+class Int8Spec:
+    """``model``'s dynamic-INT8 copy is ``smaller`` percent smaller on disk, and (with ``max_drop``) loses at most
+    ``max_drop`` points of ``metric`` on ``task``."""
+
+    model: str
+    task: str
+    metric: str
+    smaller: float
+    max_drop: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Int8Result:
+    """``measured``: the measured size reduction in percent (deterministic: one architecture, the same bytes for
+    every seed). ``change`` (int8 - fp32, points) with its corrected CI ``ci`` and 95% CI, and the one-sided
+    non-inferiority p-value of "the change is at most -max_drop", only when the claim has ``max_drop``."""
+
+    claim: Int8Spec
+    measured: float
+    verdict: str
+    note: str
+    level: float
+    change: float | None = None
+    ci: tuple[float, float] | None = None
+    ci95: tuple[float, float] | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    comparison: Comparison | None = None
+
+
+@dataclass(frozen=True)
 class AbsoluteResult:
     """The verdict on an absolute claim: the model's mean ``measured`` with its corrected CI (``level``) and 95% CI
     (:func:`harness.stats.intervals.metric_interval`: t over seeds, or a cluster bootstrap with one seed)."""
@@ -415,6 +452,55 @@ def order_verdict(pairs: Sequence[str]) -> str:
     return "inconclusive"
 
 
+def int8_verdict(measured: float, claimed: float, ci: tuple[float, float] | None, max_drop: float | None) -> str:
+    """The size part is exact: contradicted when the copy is less smaller than claimed. The accuracy part (with
+    ``max_drop``) is supported when the corrected CI of the change lies at or above ``-max_drop``, contradicted when
+    it lies below, inconclusive when it holds it. Supported only when both parts are."""
+    size = "supported" if measured >= claimed else "contradicted"
+    if max_drop is None or size == "contradicted":
+        return size
+    assert ci is not None
+    return absolute_verdict(ci, -max_drop)
+
+
+def _int8_result(
+    spec: Int8Spec, measured: float, c: Comparison | None, p: float | None, p_adj: float | None, level: float
+) -> Int8Result:
+    ci = None if c is None else c.ci[level]
+    v = int8_verdict(measured, spec.smaller, ci, spec.max_drop)
+    size = f"the INT8 copy is {measured:.1f}% smaller on disk (claimed {spec.smaller:g}%)"
+    if c is None:
+        note = size[0].upper() + size[1:] + "."
+    else:
+        span = f"{100 * level:.4g}% CI [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+        note = (
+            f"{size[0].upper() + size[1:]}; the {spec.metric} change int8 - fp32 is {c.delta:+.2f} points, {span} "
+            f"(matched seeds), against the allowed -{spec.max_drop:g}."
+        )
+    return Int8Result(
+        claim=spec,
+        measured=measured,
+        verdict=v,
+        note=note,
+        level=level,
+        change=None if c is None else c.delta,
+        ci=ci,
+        ci95=None if c is None else c.ci[0.95],
+        p_value=p,
+        p_adjusted=p_adj,
+        comparison=c,
+    )
+
+
+def _noninferiority_p(c: Comparison, max_drop: float) -> float:
+    """One-sided p-value of "change <= -max_drop", normal approximation with the bootstrap standard error."""
+    from scipy import stats
+
+    if c.se <= 0:
+        return 0.0 if c.delta > -max_drop else 1.0
+    return float(stats.norm.sf((c.delta + max_drop) / c.se))
+
+
 def _absolute_p(values: Sequence[float], interval95: tuple[float, float], mean: float, threshold: float) -> float:
     """Two-sided p-value of "the metric equals the threshold": a one-sample t test over seeds (2+ seeds), else the
     normal approximation of the one-seed cluster bootstrap (se from the 95% interval's width)."""
@@ -438,23 +524,40 @@ def judge_all(claims: Family, replicates: int = 10_000, seed: int = 0) -> list[A
 
     - :class:`ClaimSpec` with ``(evidences of model, evidences of baseline)``;
     - :class:`AbsoluteSpec` with the model's evidences;
-    - :class:`OrderSpec` with one evidence list per model, in order.
+    - :class:`OrderSpec` with one evidence list per model, in order;
+    - :class:`Int8Spec` with ``(measured size reduction in percent, int8 evidences, fp32 evidences)`` (the
+      evidences may be None when the claim has no ``max_drop``).
 
-    The family has ``m`` = (delta claims) + (absolute claims) + (adjacent pairs of the orderings) tests: CIs are at
-    the Bonferroni level ``1 - 0.05 / m`` and p-values are Holm-adjusted over all ``m``.
+    The family has ``m`` = (delta claims) + (absolute claims) + (adjacent pairs of the orderings) + (quantisation
+    claims with ``max_drop``) tests: CIs are at the Bonferroni level ``1 - 0.05 / m`` and p-values are
+    Holm-adjusted over all ``m``. A size reduction alone is exact, not a test.
     """
     from harness.stats.intervals import metric_interval
 
-    sizes = [len(spec.models) - 1 if isinstance(spec, OrderSpec) else 1 for spec, _ in claims]
-    m = sum(sizes)
-    if m == 0:
+    def size(spec: Any) -> int:
+        if isinstance(spec, OrderSpec):
+            return len(spec.models) - 1
+        if isinstance(spec, Int8Spec):
+            return 0 if spec.max_drop is None else 1
+        return 1
+
+    if not claims:
         return []
-    level = corrected_level(m)
+    m = sum(size(spec) for spec, _ in claims)
+    level = corrected_level(max(m, 1))
     levels = tuple(dict.fromkeys((level, 0.95)))
     tests: list[tuple[int, Any]] = []  # (claim index, Comparison | (Interval corrected, Interval 95, p))
     k = 0
     for i, (spec, data) in enumerate(claims):
-        if isinstance(spec, AbsoluteSpec):
+        if isinstance(spec, Int8Spec):
+            if spec.max_drop is not None:
+                _, int8, fp32 = data
+                c = compare(
+                    int8, fp32, spec.metric, replicates=replicates, levels=levels, seed=seed + k, matched_seeds=True
+                )
+                tests.append((i, (c, _noninferiority_p(c, spec.max_drop))))
+                k += 1
+        elif isinstance(spec, AbsoluteSpec):
             iv = metric_interval(data, spec.metric, level=level, replicates=replicates, seed=seed + k)
             iv95 = metric_interval(data, spec.metric, level=0.95, replicates=replicates, seed=seed + k)
             if iv.lo is None or iv.hi is None or iv95.lo is None or iv95.hi is None:
@@ -472,15 +575,21 @@ def judge_all(claims: Family, replicates: int = 10_000, seed: int = 0) -> list[A
             c = compare(a, b, spec.metric, relative=spec.relative, replicates=replicates, levels=levels, seed=seed + k)
             tests.append((i, c))
             k += 1
-    pvals = [t[2] if isinstance(t, tuple) else t.p_value for _, t in tests]
+    pvals = [t[-1] if isinstance(t, tuple) else t.p_value for _, t in tests]
     adjusted = holm(pvals)
     by_claim: dict[int, list[tuple[Any, float]]] = {}
     for (i, t), p_adj in zip(tests, adjusted):
         by_claim.setdefault(i, []).append((t, p_adj))
     out: list[Any] = []
-    for i, (spec, _) in enumerate(claims):
-        parts = by_claim[i]
-        if isinstance(spec, AbsoluteSpec):
+    for i, (spec, data) in enumerate(claims):
+        parts = by_claim.get(i, [])
+        if isinstance(spec, Int8Spec):
+            if parts:
+                (c, p), p_adj = parts[0]
+                out.append(_int8_result(spec, float(data[0]), c, p, p_adj, level))
+            else:
+                out.append(_int8_result(spec, float(data[0]), None, None, None, level))
+        elif isinstance(spec, AbsoluteSpec):
             (iv, iv95, p), p_adj = parts[0]
             out.append(_absolute_result(spec, iv, iv95, p, p_adj, level))
         elif isinstance(spec, OrderSpec):

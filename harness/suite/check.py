@@ -207,6 +207,11 @@ def check_claims(suite: Suite, where: str) -> None:
                     f"{list(task.models)}; a claim is about models trained on the same task"
                     + did_you_mean(name, task.models)
                 )
+        if claim.kind == "smaller" and suite.models[claim.model].quantize is None:
+            raise UserError(
+                f"{where}: {key}.smaller: model {claim.model!r} is not quantised; add quantize: dynamic_int8 under "
+                f"models.{claim.model} to measure its INT8 copy"
+            )
         if claim.kind == "delta" and claim.model == claim.baseline:
             raise UserError(f"{where}: {key}: model and baseline are both {claim.model!r}; name two different models")
         metrics = task_registry().get(task.type).metrics
@@ -254,6 +259,19 @@ def build_on_meta(suite: Suite, models: dict[str, ResolvedModel], where: str) ->
     )
     built = {m.name: build_model(m, ctx, file=where, device=torch.device("meta")) for m in models.values()}
     check_model_tasks(suite, built, where)
+    check_quantize(suite, built, where)
+
+
+def check_quantize(suite: Suite, built: dict[str, Any], where: str) -> None:
+    """``models.<name>.quantize`` can run on the built model (:func:`harness.train.quantize.quantize_problem`)."""
+    from harness.train.quantize import quantize_problem
+
+    for mname, mspec in suite.models.items():
+        if mspec.quantize is None or mname not in built:
+            continue
+        problem = quantize_problem(built[mname])
+        if problem:
+            raise UserError(f"{where}: models.{mname}.quantize: {mspec.quantize!r} cannot run: {problem}")
 
 
 def build_model(m: ResolvedModel, ctx: BuildContext, file: str = "", device: Any = None) -> Any:

@@ -428,7 +428,10 @@ class ClaimSpec(Frozen):
     - ``value``: an absolute claim, ``model`` reaches ``value`` (percent) of the metric on ``task``, up to
       ``tolerance`` points (``value: 98.7``);
     - ``order``: an ordering, ``order: [a, b, c]`` means a > b > c on the metric; every adjacent pair is a paired
-      comparison, and the ordering holds only when every pair does.
+      comparison, and the ordering holds only when every pair does;
+    - ``smaller``: a quantisation claim, ``model``'s dynamic-INT8 copy is ``smaller`` percent smaller on disk than
+      its fp32 state (``smaller: 75%``; the model needs ``quantize: dynamic_int8``), and, with ``max_drop``, loses
+      at most ``max_drop`` points of the metric (a non-inferiority test of the paired INT8 - fp32 change).
 
     ``metric`` defaults to the task's main metric. ``source`` says where the claim comes from (an article, a design
     document). Verdicts: docs/statistics.md.
@@ -442,7 +445,25 @@ class ClaimSpec(Frozen):
     value: Finite | None = None
     tolerance: NonNegative = 0.0
     order: tuple[Name, ...] | None = None
+    smaller: Finite | str | None = None
+    max_drop: NonNegative | None = None
     source: str = ""
+
+    @field_validator("smaller")
+    @classmethod
+    def _smaller(cls, v: float | str | None) -> float | str | None:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            m = PERCENT_PATTERN.match(v)
+            if not m:
+                raise ValueError(f"expected a percentage such as 75% (or the number 75), got {v!r}")
+            number = float(m.group(1))
+        else:
+            number = float(v)
+        if not 0 < number < 100:
+            raise ValueError(f"a size reduction is a percentage between 0 and 100 (exclusive), got {v!r}")
+        return v
 
     @field_validator("delta")
     @classmethod
@@ -456,11 +477,12 @@ class ClaimSpec(Frozen):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ClaimSpec:
-        stated = [k for k in ("delta", "value", "order") if getattr(self, k) is not None]
+        stated = [k for k in ("delta", "value", "order", "smaller") if getattr(self, k) is not None]
         if len(stated) != 1:
             raise ValueError(
                 "state the claim with exactly one of 'delta' (model beats baseline by delta), 'value' (model "
-                f"reaches value) or 'order' (a > b > ...), got {stated or 'none'}"
+                f"reaches value), 'order' (a > b > ...) or 'smaller' (its INT8 copy is smaller by), got "
+                f"{stated or 'none'}"
             )
         kind = stated[0]
         if kind == "delta" and (self.model is None or self.baseline is None):
@@ -472,14 +494,21 @@ class ClaimSpec(Frozen):
                 raise ValueError("an ordering claim lists its models in 'order' and names no 'model' or 'baseline'")
             if len(self.order) < 2 or len(set(self.order)) != len(self.order):
                 raise ValueError(f"'order' lists at least two different models, best first, got {list(self.order)}")
+        if kind == "smaller" and (self.model is None or self.baseline is not None):
+            raise ValueError("a quantisation claim (smaller) names a 'model' and no 'baseline'")
         if kind != "value" and "tolerance" in self.model_fields_set:
             raise ValueError("'tolerance' belongs to an absolute claim (value)")
+        if kind != "smaller" and self.max_drop is not None:
+            raise ValueError("'max_drop' belongs to a quantisation claim (smaller)")
         return self
 
     @property
     def kind(self) -> str:
-        """``delta`` | ``value`` | ``order``."""
-        return "delta" if self.delta is not None else "value" if self.value is not None else "order"
+        """``delta`` | ``value`` | ``order`` | ``smaller``."""
+        for kind in ("delta", "value", "order", "smaller"):
+            if getattr(self, kind) is not None:
+                return kind
+        return "order"
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -501,6 +530,9 @@ class ClaimSpec(Frozen):
             return float(self.value)
         if self.kind == "order":
             return 0.0
+        if self.kind == "smaller":
+            text = self.smaller
+            return float(PERCENT_PATTERN.match(text).group(1)) if isinstance(text, str) else float(text)
         if isinstance(self.delta, str):
             return float(PERCENT_PATTERN.match(self.delta).group(1))
         return float(self.delta)
@@ -509,6 +541,9 @@ class ClaimSpec(Frozen):
         """The claim in words, for tables and the terminal."""
         if self.kind == "order":
             return f"{' > '.join(self.order)} on {self.task} in {metric}"
+        if self.kind == "smaller":
+            drop = "" if self.max_drop is None else f", losing at most {self.max_drop:g} points of {metric}"
+            return f"{self.model}'s dynamic-INT8 copy is {self.amount:g}% smaller on disk ({self.task}){drop}"
         if self.kind == "value":
             tol = f" (within {self.tolerance:g} point{'' if self.tolerance == 1 else 's'})" if self.tolerance else ""
             return f"{self.model} reaches {self.amount:g}% {metric} on {self.task}{tol}"

@@ -274,6 +274,8 @@ def _measure(
     fp32_pair = nn.ModuleDict({"model": fp32_model, "head": fp32_head})
     linears = dict(quantizable_linears(fp32_pair))
     quantize_dynamic(pair, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    # The swap replaces children: a head (or model) that is itself an nn.Linear is a new module in the pair now.
+    q_model, q_head = pair["model"], pair["head"]
     qlinear = _dynamic_linear()
     quantized_names = [name for name, m in pair.named_modules() if isinstance(m, qlinear)]
     total_params = _unique_numel(fp32_pair.parameters())

@@ -27,7 +27,7 @@ VARIANTS = {
     "dual": {"type": "dual", "image_encoder": TINY_VIT, "text_encoder": TINY_BERT},
     **{
         f"xbert-{f}": {"type": "xbert", "fusion": f, "image_encoder": TINY_VIT, "text_encoder": TINY_BERT}
-        for f in ("single_stream", "cross_attention", "sum", "concat")
+        for f in ("single_stream", "cross_attention", "sum", "concat", "two_token")
     },
     "xbert-resnet-cross": {
         "type": "xbert",

@@ -314,7 +314,7 @@ def _claim(**fields: object) -> SuiteClaim:
         (
             {"model": "a", "baseline": "b", "delta": 3, "value": 90},
             "state the claim with exactly one of 'delta' (model beats baseline by delta), 'value' (model reaches "
-            "value) or 'order' (a > b > ...), got ['delta', 'value']",
+            "value), 'order' (a > b > ...) or 'smaller' (its INT8 copy is smaller by), got ['delta', 'value']",
         ),
         ({"model": "a"}, "exactly one of 'delta'"),
         ({"order": ["a"]}, "'order' lists at least two different models, best first, got ['a']"),

@@ -214,7 +214,7 @@ def test_a_model_without_spatial_features_is_refused() -> None:
     assert problem.startswith("detection needs spatial feature maps and Pooled has none; implement XModel.spatial")
 
 
-@pytest.mark.parametrize("fusion", ["single_stream", "cross_attention", "sum", "concat"])
+@pytest.mark.parametrize("fusion", ["single_stream", "cross_attention", "sum", "concat", "two_token"])
 def test_every_fusion_gives_text_conditioned_maps_on_the_patch_grid(fusion: str) -> None:
     from harness.models import BuildContext, load_families
 
