@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the plan (each run, its fingerprint, whether it is done, claimed or to run, a time estimate) "
         "and train nothing",
     )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (0-based): a deterministic, cost-balanced 1/N of the runs; the N shards may run "
+        "concurrently, on any machines, into one --out folder (docs/scale-out.md)",
+    )
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run (default: go on)")
     run.add_argument(
         "--tensorboard",
@@ -623,7 +631,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Exit 0 when every selected run finished, 1 when any run failed (each listed with its one-line error)."""
-    from harness.runner import Selection, failures_lines, run_suite
+    from harness import dist
+    from harness.runner import Selection
 
     suite = _load(args)
     out = _out(args, suite)
@@ -633,6 +642,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         selection = Selection(args.tasks, args.models, args.seeds)
     if args.dry_run:
         return _dry_run(args, suite, out, selection, console)
+    if dist.env_world_size() <= 1:
+        return _run_and_summarise(args, suite, out, console, selection, dist.world())
+    # under torchrun: join the process group; every rank trains, rank 0 speaks and writes
+    from harness.train.precision import resolve_device
+
+    world = dist.init(resolve_device(suite.hardware.device).type)
+    console.quiet = not world.main
+    try:
+        return _run_and_summarise(args, suite, out, console, selection, world)
+    finally:
+        dist.shutdown()
+
+
+def _run_and_summarise(args: argparse.Namespace, suite, out: Path, console, selection, world) -> int:
+    """Run the suite and print its summary; under torchrun, ranks other than 0 print nothing."""
+    from harness.runner import failures_lines, run_suite
+
     outcome = run_suite(
         suite,
         args.suite,
@@ -641,12 +667,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         console,
         selection=selection,
         fail_fast=args.fail_fast,
-        tensorboard=args.tensorboard,
+        tensorboard=args.tensorboard and world.main,
+        shard=args.shard,
     )
+    if not world.main:
+        return 1 if outcome.failed or outcome.input_errors else 0
     ok = len(outcome.records) - len(outcome.failed)
     elsewhere = f", {len(outcome.claimed_elsewhere)} left to another process" if outcome.claimed_elsewhere else ""
+    parallel = f", {world.size} data-parallel processes ({world.backend})" if world.active else ""
     console.log(
-        f"{ok}/{len(outcome.records)} runs finished ({outcome.reused} reused{elsewhere}) in {outcome.seconds:.0f}s"
+        f"{ok}/{len(outcome.records)} runs finished ({outcome.reused} reused{elsewhere}) in "
+        f"{outcome.seconds:.0f}s{parallel}"
     )
     if outcome.report is not None:
         from rich.console import Console
@@ -654,7 +685,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.report.terminal import print_summary
 
         print_summary(outcome.report, Console(highlight=False))
-    if outcome.report is not None:
         print(f"report: {out / 'report.html'} (also report.md, results.csv, summary.json)")
     if outcome.input_errors:  # bad input (exit 2) outranks failed runs (exit 1); the failures are in the log
         first = outcome.input_errors[0]
@@ -675,7 +705,16 @@ def _dry_run(args: argparse.Namespace, suite, out: Path, selection, console) -> 
     from harness.runner import dry_run, plan_suite, select_runs
 
     plan = plan_suite(suite, args.suite, _data_root(args.data_root), console, build=False)
-    states = dry_run(plan, out, select_runs(plan, selection))
+    runs = select_runs(plan, selection)
+    if args.shard is not None:
+        from harness.shard import shard_runs
+
+        runs = shard_runs(plan, runs, args.shard)
+        print(f"shard {args.shard}: {len(runs)} run(s)")
+    if not runs:
+        print("0 run(s): nothing falls to this shard (nothing was trained: --dry-run)")
+        return 0
+    states = dry_run(plan, out, runs)
     width = max(len(s.spec.run_id) for s in states)
     print(f"{'run':{width}s}  fingerprint   {'state':8s}  estimate  note")
     for s in states:
@@ -688,6 +727,15 @@ def _dry_run(args: argparse.Namespace, suite, out: Path, selection, console) -> 
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     print(f"{len(states)} run(s): {summary}{total} (nothing was trained: --dry-run)")
     return 0
+
+
+def _shard(text: str):
+    from harness.shard import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _names(text: str) -> tuple[str, ...]:

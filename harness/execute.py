@@ -23,15 +23,16 @@ from harness.errors import RunFailed, UserError, describe, is_out_of_memory
 from harness.models import BuildContext
 from harness.models.contract import check_forward
 from harness.plan import RunSpec
-from harness.results.record import Cost, RunRecord, Timings, finite_metrics, write_record
-from harness.results.store import RunWriter
+from harness.results.record import Cost, RunRecord, Timings, finite_metrics
+from harness.results.record import write_record as _write_record
+from harness.results.store import NullWriter, RunWriter
 from harness.suite.check import ResolvedModel, build_model
 from harness.suite.schema import ImageSpec
 from harness.tasks.base import Batcher, Task, TaskData
 from harness.train import features, measure
 from harness.train.checkpoint import Checkpoints
 from harness.train.loop import Selection, Trainer, plan_steps
-from harness.train.precision import autocast_factory, grad_scaler
+from harness.train.precision import apply_switches, autocast_factory, compile_encoders, grad_scaler
 from harness.train.quantize import evaluate_int8
 
 
@@ -91,11 +92,19 @@ def execute_run(
 
     A run that fails (a non-finite loss, out of memory, bad data, an exception in the model's code) gets a failed
     record naming the error, and the caller goes on with the next run; only a configuration error (``UserError``
-    that is not a :class:`RunFailed`) propagates, because it concerns every run."""
+    that is not a :class:`RunFailed`) propagates, because it concerns every run.
+
+    Under torchrun every rank calls this for the same run; only rank 0 writes (the others get a
+    :class:`NullWriter` and their record is not written)."""
+    from harness.dist import world
+
+    main = world().main
     folder = out_dir / spec.folder
     checkpoints = Checkpoints(folder, spec.fingerprint, spec.train.keep) if spec.train.checkpoint_every else None
     resume, passed_over = checkpoints.latest() if checkpoints is not None else (None, [])
-    writer = RunWriter(folder, resume_step=resume["step"] if resume is not None else None)
+    resume_step = resume["step"] if resume is not None else None
+    writer = RunWriter(folder, resume_step=resume_step) if main else NullWriter(folder)
+    write_record = _write_record if main else (lambda folder, record: None)
     writer.spec({**spec.to_json(), "fingerprint": spec.fingerprint, "run_id": spec.run_id, "folder": spec.folder})
     task_cls = type(ctx.tasks[spec.task])
     identity = _identity(spec, ctx)
@@ -148,7 +157,7 @@ def execute_run(
             **outcome,
         )
     write_record(folder, record)
-    if checkpoints is not None and record.ok:
+    if checkpoints is not None and record.ok and main:
         checkpoints.finish()
     return record
 
@@ -214,11 +223,14 @@ def _run(
     model = _build(spec, ctx)
     task, data = ctx.tasks[spec.task], ctx.data[spec.task]
     head = task.build_head(model, data).to(device)
+    rank_seed = _data_parallel_start(spec, model, head)
     own_augmentation = getattr(type(task), "own_augmentation", False)
     if own_augmentation:  # the task augments images together with their targets (detection: boxes)
         task.augment = (ctx.image.augment, ctx.image.crop_scale)
     augment = "none" if own_augmentation else ctx.image.augment
-    batcher = Batcher(ctx.image.mean, ctx.image.std, device, augment, ctx.image.crop_scale, spec.seed)
+    batcher = Batcher(ctx.image.mean, ctx.image.std, device, augment, ctx.image.crop_scale, rank_seed)
+    apply_switches(spec.hardware, model)
+    batcher.channels_last = spec.hardware.channels_last
     probe = batcher(data.train, torch.arange(min(2, len(data.train))), with_targets=False)
     check_forward(model, probe, f"models.{spec.model} ({spec.model_type})")
     autocast = autocast_factory(device, spec.hardware.precision)
@@ -229,6 +241,8 @@ def _run(
     eval_bs = train.eval_batch_size or 2 * train.batch_size
     image_encoder = getattr(model, "image", None)  # the feature cache may swap it; kept weights need it back
     cache_notes = _feature_cache(spec, type(task), model, data, batcher, eval_bs, autocast)
+    if spec.hardware.compile:  # after the FLOP count, which needs eager modules
+        cache_notes = {**cache_notes, "compiled": compile_encoders(model, spec.hardware.compile)}
     task_cls = type(task)
     select = getattr(task.spec, "select_metric", None) or task_cls.main_metric
     stop = train.early_stopping
@@ -260,7 +274,7 @@ def _run(
     eval_start = time.perf_counter()
     result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
     test_seconds = time.perf_counter() - eval_start
-    if spec.extra.get("keep_weights"):  # a zero-shot task loads this state (see harness/tasks/zero_shot.py)
+    if spec.extra.get("keep_weights") and isinstance(writer, RunWriter):  # read by a zero-shot task (rank 0 writes)
         keep_weights(writer.folder, model, head, image_encoder)
     quantized = None
     if spec.quantize:  # an INT8 copy scored on CPU (harness/train/quantize.py); the fp32 results above stand
@@ -296,7 +310,7 @@ def _run(
             "early_stopping": stop.model_dump() if stop else None,
         },
         "adjustments": list(stats.adjustments),
-        "notes": {**result.notes, **cache_notes},
+        "notes": {**result.notes, **cache_notes, "batch": _batch_note(spec, stats)},
         "timings": {
             "train_seconds": round(stats.seconds, 3),
             "eval_seconds": round(eval_seconds, 3),
@@ -339,6 +353,40 @@ def _run(
 
 
 WEIGHTS = "model.pt"
+
+
+def _data_parallel_start(spec: RunSpec, model, head) -> int:
+    """Under torchrun: every rank starts from rank 0's weights, and ranks other than 0 draw dropout and
+    augmentation from their own streams (rank 0 keeps the single-process ones). Returns the augmentation seed."""
+    from harness.dist import broadcast_module, world
+
+    w = world()
+    if not w.active:
+        return spec.seed
+    broadcast_module(model)
+    broadcast_module(head)
+    if w.main:
+        return spec.seed
+    rank_seed = int(np.random.SeedSequence([spec.seed, w.rank]).generate_state(1)[0])
+    torch.manual_seed(rank_seed)
+    random.seed(rank_seed)
+    np.random.seed(rank_seed)
+    return rank_seed
+
+
+def _batch_note(spec: RunSpec, stats) -> dict[str, Any]:
+    """The batch the run trained with: per-rank micro-batch, accumulation, world size, the effective (global)
+    batch and the peak learning rate."""
+    train = spec.train
+    return {
+        "world_size": spec.world_size,
+        "batch_size_per_rank": train.batch_size,
+        "grad_accum": train.grad_accum,
+        "effective_batch": train.batch_size * train.grad_accum * spec.world_size,
+        "global_batch": train.global_batch,
+        "lr": train.lr,
+        "micro_batch_after_oom": stats.micro_batch if stats.micro_batch != train.batch_size else None,
+    }
 
 
 def _build(spec: RunSpec, ctx: SharedContext):
@@ -402,6 +450,8 @@ def _run_untrained(spec: RunSpec, ctx: SharedContext, writer: RunWriter, out_dir
     head.eval()
     autocast = autocast_factory(device, spec.hardware.precision)
     batcher = Batcher(ctx.image.mean, ctx.image.std, device, "none", ctx.image.crop_scale, spec.seed)
+    apply_switches(spec.hardware, model)
+    batcher.channels_last = spec.hardware.channels_last
     measure.reset_peak_memory(device)
     total, _ = measure.count_params(model, head)
     eval_bs = spec.train.eval_batch_size or 2 * spec.train.batch_size

@@ -61,6 +61,9 @@ class RunSpec:
     # The model's ``quantize`` switch (``dynamic_int8``): an INT8 copy is also scored on CPU after the test split
     # (harness/train/quantize.py). In to_json() and the fingerprint only when set.
     quantize: str | None = None
+    # Data-parallel processes (torchrun's WORLD_SIZE) that train the run together; in to_json() and the
+    # fingerprint only when above 1 (BatchNorm statistics and augmentation draws are per rank).
+    world_size: int = 1
 
     @property
     def run_id(self) -> str:
@@ -90,7 +93,7 @@ class RunSpec:
             "overrides": self.overrides,
             "seed": self.seed,
             "device": self.device,
-            "hardware": self.hardware.model_dump(mode="json"),
+            "hardware": _hardware_json(self.hardware),
             "train": self.train.model_dump(mode="json", exclude={"allow_overrides"}),
             "image": self.image.model_dump(mode="json"),
             "text": self.text.model_dump(mode="json") if self.text is not None else None,
@@ -106,6 +109,8 @@ class RunSpec:
             out["profile"] = self.profile
         if self.quantize is not None:
             out["quantize"] = self.quantize
+        if self.world_size > 1:
+            out["world_size"] = self.world_size
         return out
 
     @cached_property
@@ -133,9 +138,13 @@ def plan_runs(
     dataset_fingerprints: dict[str, str],
     splits: dict[str, Any],
     tokenizer_fingerprint: str | None,
+    world_size: int = 1,
 ) -> list[RunSpec]:
     """Expand tasks × models × seeds in suite order (task, then model, then seed); runs of tasks that train nothing
-    (zero-shot) come last, each linked to its ``trained_by`` run, which keeps its weights for it."""
+    (zero-shot) come last, each linked to its ``trained_by`` run, which keeps its weights for it.
+
+    ``world_size`` is the number of data-parallel processes (torchrun); a ``train.global_batch`` is turned into
+    the ``grad_accum`` that gives it at this world size."""
     runs = []
     for tname, task in suite.tasks.items():
         dataset = suite.datasets[task.dataset]
@@ -162,7 +171,7 @@ def plan_runs(
                         seed=seed,
                         device=device,
                         hardware=suite.hardware,
-                        train=m.train,
+                        train=_with_accumulation(m.train, world_size, f"models.{mname}"),
                         image=suite.image,
                         text=suite.text if reads_text else None,
                         baseline=task_baseline(suite, tname),
@@ -170,9 +179,39 @@ def plan_runs(
                         tokenizer_fingerprint=tokenizer_fingerprint if reads_text else None,
                         profile=suite.profile,
                         quantize=suite.models[mname].quantize,
+                        world_size=world_size,
                     )
                 )
     return _link_upstream(suite, runs)
+
+
+OFF_BY_DEFAULT_SWITCHES = ("tf32", "channels_last", "compile")
+
+
+def _hardware_json(hardware: HardwareSpec) -> dict[str, Any]:
+    """The hardware block; the GPU switches appear only when on, so runs made before they existed keep their
+    fingerprints."""
+    out = hardware.model_dump(mode="json")
+    for key in OFF_BY_DEFAULT_SWITCHES:
+        if not out[key]:
+            del out[key]
+    return out
+
+
+def _with_accumulation(train: TrainSpec, world_size: int, where: str) -> TrainSpec:
+    """``train`` with ``grad_accum`` derived from ``global_batch`` at ``world_size`` (unchanged without one)."""
+    if train.global_batch is None:
+        return train
+    from harness.errors import UserError
+
+    per_step = train.batch_size * world_size
+    if train.global_batch % per_step:
+        raise UserError(
+            f"train.global_batch: {train.global_batch} is not a multiple of train.batch_size x world size = "
+            f"{train.batch_size} x {world_size} = {per_step} ({where}); pick a batch_size or a number of processes "
+            "that divides it"
+        )
+    return train.model_copy(update={"grad_accum": train.global_batch // per_step})
 
 
 def _link_upstream(suite: Suite, runs: list[RunSpec]) -> list[RunSpec]:

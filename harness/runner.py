@@ -100,7 +100,9 @@ def plan_suite(suite: Suite, suite_path: Path, data_root: Path, console, *, buil
         ]
         tokenizer, tok_fp = load_tokenizer(suite.text, corpus)
         console.log(f"tokenizer: {suite.text.tokenizer} ({len(tokenizer)} tokens)")
-    runs = plan_runs(suite, models, device.type, fingerprints, splits, tok_fp)
+    from harness.dist import env_world_size
+
+    runs = plan_runs(suite, models, device.type, fingerprints, splits, tok_fp, env_world_size())
     return Plan(suite, suite_path, models, device, sources, splits, tokenizer, tok_fp, fingerprints, runs)
 
 
@@ -173,15 +175,19 @@ def prepare_data(plan: Plan, tasks: set[str], console, *, isolate: bool = False)
                 f"(on_bad_sample: skip; listed in the report)"
             )
     skipped = {tname: plan.sources[t.dataset].issues.summary() for tname, t in suite.tasks.items()}
+    from harness import dist
+
+    env = environment(plan.device)
+    env["world_size"] = dist.world().size
     ctx = SharedContext(
-        plan.device,
+        dist.device(plan.device),
         suite.image,
         suite.text.max_length,
         plan.tokenizer,
         models,
         task_objs,
         data,
-        environment(plan.device),
+        env,
         skipped,
     )
     return (ctx, errors) if isolate else ctx
@@ -305,16 +311,29 @@ def dry_run(plan: Plan, out_dir: Path, runs: list[RunSpec]) -> list[RunState]:
     return out
 
 
+def split_sizes(plan: Plan, spec: RunSpec) -> tuple[int, int, int]:
+    """Examples of a run's train, val and test splits, from the records loaded at planning (one per caption for
+    retrieval, per question for VQA, per image otherwise)."""
+
+    def size(records) -> int:
+        if records is None:
+            return 0
+        for name in ("texts", "questions", "paths"):
+            if getattr(records, name, None) is not None:
+                return len(getattr(records, name))
+        return len(records)
+
+    records = plan.sources[spec.dataset].records(spec.task_type, plan.splits[spec.task])
+    return size(records[0]), size(records[1]), size(records[2])
+
+
 def _planned_steps(plan: Plan, spec: RunSpec) -> int:
     """Optimiser steps of a run, from the size of its train split (records loaded at planning)."""
     from harness.train.loop import plan_steps
 
     if spec.upstream is not None:  # scores its trained_by run's weights: no training step
         return 0
-    src = plan.sources[spec.dataset]
-    train_records = src.records(spec.task_type, plan.splits[spec.task])[0]
-    n = len(getattr(train_records, "texts", None) or getattr(train_records, "questions", None) or train_records.paths)
-    return plan_steps(n, spec.train)[1]
+    return plan_steps(split_sizes(plan, spec)[0], spec.train, spec.world_size)[1]
 
 
 def run_suite(
@@ -327,12 +346,17 @@ def run_suite(
     selection: Selection | None = None,
     fail_fast: bool = False,
     tensorboard: bool = False,
+    shard: Any = None,
 ) -> SuiteOutcome:
     """Execute every selected run that is not finished (claiming each one first) and write the report.
 
     A run that fails is recorded and the suite goes on (``fail_fast`` stops at the first failure). A task whose
     data cannot be prepared (a bad image under ``on_bad_sample: error``) is bad input: its runs do not start and
-    nothing is written for them, the other tasks' runs go on, and ``outcome.input_errors`` says why."""
+    nothing is written for them, the other tasks' runs go on, and ``outcome.input_errors`` says why.
+
+    Under torchrun (:mod:`harness.dist`) every rank calls this: rank 0 decides which runs to do (finished runs,
+    claims) and tells the others, all ranks train each run together, and only rank 0 writes."""
+    from harness import dist
     from harness.execute import execute_run
     from harness.results.record import read_record
     from harness.results.store import RunLock
@@ -341,18 +365,31 @@ def run_suite(
     start = time.perf_counter()
     plan = plan_suite(suite, suite_path, data_root, console)
     selected = select_runs(plan, selection)
+    if shard is not None:  # harness/shard.py: a deterministic, cost-balanced 1/N of the selected runs
+        from harness.shard import shard_runs
+
+        total_runs = len(selected)
+        selected = shard_runs(plan, selected, shard)
+        console.log(f"shard {shard}: {len(selected)} of the {total_runs} selected run(s)")
     outcome = SuiteOutcome(out_dir)
     pending = []
+    finished = dist.broadcast_object(
+        [s.fingerprint for s in selected if _finished(read_record(out_dir / s.folder, s.fingerprint))]
+        if dist.world().main
+        else None
+    )
     for spec in selected:
-        record = read_record(out_dir / spec.folder, spec.fingerprint)
-        if record is not None and record.ok:
-            outcome.records.append(record)
+        if spec.fingerprint in finished:
+            outcome.records.append(read_record(out_dir / spec.folder, spec.fingerprint))
             outcome.reused += 1
         else:
             pending.append(spec)
     if outcome.reused:
         console.log(f"reusing {outcome.reused} finished run(s) with matching fingerprints")
-    ctx, data_errors = prepare_data(plan, {s.task for s in pending}, console, isolate=True) if pending else (None, {})
+    with dist.main_first():  # rank 0 builds the on-disk image and token caches, the others read them
+        ctx, data_errors = (
+            prepare_data(plan, {s.task for s in pending}, console, isolate=True) if pending else (None, {})
+        )
     if data_errors:  # bad input: these tasks' runs do not start (nothing is written for them); the others go on
         outcome.input_errors = list(data_errors.values())
         blocked = [s for s in pending if s.task in data_errors]
@@ -360,7 +397,7 @@ def run_suite(
         console.log(f"[red]{len(blocked)} run(s) of task(s) {', '.join(data_errors)} not started: bad input[/red]")
     executed = 0
     steps = {
-        s.run_id: plan_steps(len(ctx.data[s.task].train), s.train)[1]
+        s.run_id: plan_steps(len(ctx.data[s.task].train), s.train, s.world_size)[1]
         if s.task in ctx.data and s.upstream is None
         else 0
         for s in pending
@@ -368,18 +405,16 @@ def run_suite(
     tb_root = out_dir / "tensorboard" if tensorboard else None
     with _Progress(console, steps, len(pending)) as progress:
         for i, spec in enumerate(pending):
-            lock = RunLock(out_dir / spec.folder)
-            if not lock.acquire():
-                console.log(f"skipping {spec.run_id}: claimed by {lock.holder()} (another xmbench run)")
+            lock = RunLock(out_dir / spec.folder) if dist.world().main else _RankLock()
+            # rank 0 claims the run and tells the other ranks what it found: "claimed", "done" or "run"
+            state = dist.broadcast_object(_claim(lock, spec, out_dir, console) if dist.world().main else None)
+            if state == "claimed":
                 outcome.claimed_elsewhere.append(spec.run_id)
                 progress.skip(steps[spec.run_id])
                 continue
             try:
-                if lock.left_behind():
-                    console.log(f"{spec.run_id}: taking over the claim left by {lock.left_behind()} (not running)")
-                record = read_record(out_dir / spec.folder, spec.fingerprint)
-                if record is not None and record.ok:  # finished by another process since we looked
-                    outcome.records.append(record)
+                if state == "done":  # finished by another process since we looked
+                    outcome.records.append(read_record(out_dir / spec.folder, spec.fingerprint))
                     outcome.reused += 1
                     progress.skip(steps[spec.run_id])
                     continue
@@ -397,10 +432,35 @@ def run_suite(
                 break
     order = {s.fingerprint: i for i, s in enumerate(plan.runs)}
     outcome.records.sort(key=lambda r: order.get(r.fingerprint, len(order)))
-    if executed or not outcome.input_errors:  # a folder where nothing ran is left exactly as it was
+    dist.barrier()  # rank 0 has written every record
+    # a folder where nothing ran is left exactly as it was; under torchrun rank 0 writes the report
+    if (executed or not outcome.input_errors) and dist.world().main:
         outcome.report = write_plan_report(plan, out_dir)
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def _finished(record) -> bool:
+    return record is not None and record.ok
+
+
+def _claim(lock, spec: RunSpec, out_dir: Path, console) -> str:
+    """Rank 0's claim of a run: ``"claimed"`` (a live process holds it), ``"done"`` (finished since the plan was
+    read; the lock is held and released by the caller) or ``"run"``."""
+    from harness.results.record import read_record
+
+    if not lock.acquire():
+        console.log(f"skipping {spec.run_id}: claimed by {lock.holder()} (another xmbench run)")
+        return "claimed"
+    if lock.left_behind():
+        console.log(f"{spec.run_id}: taking over the claim left by {lock.left_behind()} (not running)")
+    return "done" if _finished(read_record(out_dir / spec.folder, spec.fingerprint)) else "run"
+
+
+class _RankLock:
+    """The lock of a rank other than 0: rank 0 holds the real one."""
+
+    def release(self) -> None: ...
 
 
 def write_plan_report(plan: Plan, out_dir: Path, runs: list[RunSpec] | None = None):

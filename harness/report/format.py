@@ -185,6 +185,8 @@ def generated_line(report: Report) -> str:
         f"Generated {generated_at(report.generated)} by xmbench {__version__} on {device}, "
         f"torch {text(env.get('torch'))}, commit {commit}."
     )
+    world = env.get("world_size") or 1
+    line += f" World size: {world} (torchrun data-parallel processes per run)." if world > 1 else " World size: 1."
     suite = report.suite
     line += f" Profile: {suite.profile}." if suite.profile else " Profile: none (the suite as written)."
     if suite.overrides:

@@ -281,3 +281,24 @@ class RunWriter:
         if not self._log.closed:
             with naming(self.folder / LOG):
                 self._log.close()
+
+
+class NullWriter:
+    """The writer of a rank other than 0 under torchrun: the same calls, nothing written (rank 0 writes the run)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def spec(self, spec: dict) -> None: ...
+
+    def log(self, record: dict) -> None: ...
+
+    def predictions(self, rows: list[dict]) -> None: ...
+
+    def array(self, name: str, arr: np.ndarray) -> None: ...
+
+    def evidence(self, data: bytes) -> None: ...
+
+    def extra_json(self, name: str, obj: Any) -> None: ...
+
+    def close(self) -> None: ...

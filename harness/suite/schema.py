@@ -64,6 +64,15 @@ class HardwareSpec(Frozen):
     # Peak dense TFLOP/s of the device at the suite's precision, for MFU; default: the table in
     # harness/train/measure.py (common NVIDIA GPUs). Not part of run fingerprints.
     peak_tflops: Positive | None = None
+    # GPU switches, all off by default (in a run's fingerprint only when on; harness/train/precision.py):
+    # tf32: CUDA matmuls and cuDNN convolutions in TF32 at precision fp32 (Ampere and later); off = IEEE fp32.
+    tf32: bool = False
+    # channels_last: images and the model in the channels_last memory format (faster convolutions on tensor cores).
+    channels_last: bool = False
+    # compile: torch.compile the image and text encoders in place (nn.Module.compile: state-dict keys unchanged),
+    # after the FLOPs are counted; true = the default backend (inductor), or a backend name (aot_eager, eager:
+    # graph capture without code generation, for checking that a model compiles).
+    compile: bool | Literal["inductor", "aot_eager", "eager"] = False
 
     @field_validator("device")
     @classmethod
@@ -111,6 +120,10 @@ class TrainSpec(Frozen):
     min_lr_ratio: Annotated[Finite, Field(ge=0.0, le=1.0)] = 0.0
     grad_clip: Annotated[Finite, Field(gt=0.0)] | None = 1.0
     grad_accum: PositiveInt = 1
+    # A fixed global batch (examples per optimiser step over all data-parallel ranks): the runner derives
+    # grad_accum = global_batch / (batch_size x world size), so the recipe holds on 1 or N processes
+    # (docs/scale-out.md). Without it the effective batch is batch_size x grad_accum x world size.
+    global_batch: PositiveInt | None = None
     lr_mult: LrMult = LrMult()
     freeze_encoders_epochs: NonNegativeInt = 0
     # Encoders frozen for the whole run (a linear probe) run in eval mode, and the image encoder's features are
@@ -141,6 +154,11 @@ class TrainSpec(Frozen):
             raise ValueError("set at most one of 'warmup_ratio' or 'warmup_steps'")
         if self.eval_every is not None and self.eval_every_epochs is not None:
             raise ValueError("set at most one of 'eval_every' (steps) or 'eval_every_epochs'")
+        if self.global_batch is not None and self.grad_accum != 1:
+            raise ValueError(
+                "set at most one of 'global_batch' or 'grad_accum': with global_batch the runner derives grad_accum "
+                "from the world size"
+            )
         unknown = [k for k in self.allow_overrides if k not in TrainSpec.model_fields or k == "allow_overrides"]
         if unknown:
             raise ValueError(f"allow_overrides names unknown train keys {unknown}")

@@ -82,10 +82,12 @@ class Batcher:
         # Set by the frozen-encoder feature cache (harness.train.features): id(images tensor) -> offset of its rows
         # in the cached features; batches then carry those rows as "image" instead of pixels.
         self.feature_rows: dict[int, int] | None = None
+        self.channels_last = False  # hardware.channels_last: batches in the channels_last memory format
 
     def images(self, uint8: torch.Tensor) -> torch.Tensor:
         x = uint8.to(self.device, non_blocking=True).float()
-        return (x - self.mean) / self.std  # (B, 3, S, S)
+        x = (x - self.mean) / self.std  # (B, 3, S, S)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __call__(
         self, ex: Examples, idx: torch.Tensor, with_targets: bool = True, train: bool = False
@@ -186,12 +188,15 @@ class Task:
 
     @torch.no_grad()
     def predict(self, model: XModel, head: nn.Module, ex: Examples, batcher: Batcher, batch_size: int, autocast: Any):
-        """Head outputs for every eval example, in order: (N, C) float32 on CPU."""
-        out = []
-        for idx in self.iterate(len(ex), batch_size):
+        """Head outputs for every eval example, in order: (N, C) float32 on CPU (sharded over the ranks under
+        torchrun: :func:`harness.dist.map_batches`)."""
+        from harness.dist import map_batches
+
+        def fn(idx: torch.Tensor) -> torch.Tensor:
             with autocast():
-                out.append(head(model(batcher(ex, idx, with_targets=False))["pooled"]).float().cpu())
-        return torch.cat(out)
+                return head(model(batcher(ex, idx, with_targets=False))["pooled"]).float().cpu()
+
+        return map_batches(len(ex), batch_size, fn)
 
     @staticmethod
     def iterate(n: int, batch_size: int):

@@ -254,8 +254,12 @@ class DetectionTask(Task):
         ex = data.split(split)
         size = data.info["image_size"]
         cat_ids = data.info["category_ids"]
+        from harness.dist import gather_list, shard_range
+
         results: list[dict[str, Any]] = []
-        for idx in self.iterate(len(ex), batch_size):
+        start, stop = shard_range(len(ex))  # this rank's images under torchrun (all of them otherwise)
+        for idx in self.iterate(stop - start, batch_size):
+            idx = idx + start
             batch = batcher(ex, idx, with_targets=False)
             with autocast():
                 dets = head.detect(model.spatial(batch))
@@ -273,6 +277,7 @@ class DetectionTask(Task):
                             "score": round(float(s), 5),
                         }
                     )
+        results = gather_list(results)  # every rank's detections, in image order
         stats = coco_detection_stats(ex.extra["ground_truth"], results, allow_empty=True)
         # COCOeval reports -1 for an area range without ground truth (no large objects, say): not a score, so it is
         # left out of the metrics (every model is scored on the same images) and listed in the notes.

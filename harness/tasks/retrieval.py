@@ -133,23 +133,27 @@ class RetrievalTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, head, data, batcher: Batcher, batch_size: int, autocast, split="test") -> EvalResult:
+        from harness.dist import map_batches
+
         ex = data.split(split)
-        img_enc, txt_enc, zi, zt = [], [], [], []
         rows = ex.extra["image_rows"]
-        for idx in self.iterate(len(rows), batch_size):
+        keep = head.itm is not None  # the towers' outputs are fused again for the ITM re-ranking
+
+        def embed_images(idx: torch.Tensor):
             with autocast():
                 enc = model.encode_image(batcher.images(ex.images[rows[idx]]))
-                zi.append(head.embed_image(enc))
-            img_enc.append(enc)
-        for idx in self.iterate(len(ex), batch_size):
+                return (enc if keep else None), head.embed_image(enc)
+
+        def embed_texts(idx: torch.Tensor):
             b = batcher(ex, idx, with_targets=False)
             with autocast():
                 enc = model.encode_text(b["input_ids"], b["attention_mask"])
-                zt.append(head.embed_text(enc))
-            txt_enc.append(enc)
-        sim = torch.cat(zi) @ torch.cat(zt).t()  # (Ni, Nt) cosine similarity
+                return (enc if keep else None), head.embed_text(enc)
+
+        images, zi = map_batches(len(rows), batch_size, embed_images)  # sharded over ranks under torchrun
+        texts, zt = map_batches(len(ex), batch_size, embed_texts)
+        sim = zi @ zt.t()  # (Ni, Nt) cosine similarity
         if head.itm is not None:
-            images, texts = _cat(img_enc), _cat(txt_enc)
             i2t = self._rerank(model, head, images, texts, sim, batch_size, autocast)
             t2i = self._rerank(model, head, texts, images, sim.t(), batch_size, autocast, swap=True)
         else:
@@ -196,21 +200,14 @@ class RetrievalTask(Task):
         scores = torch.full_like(sim, NOT_CANDIDATE)
         q_idx = torch.arange(sim.shape[0], device=sim.device).unsqueeze(1).expand(-1, k).reshape(-1)
         c_idx = top.reshape(-1)
-        out = []
-        for start in range(0, q_idx.numel(), batch_size):
-            q, c = q_idx[start : start + batch_size], c_idx[start : start + batch_size]
+        from harness.dist import map_batches
+
+        def match(pos: torch.Tensor) -> torch.Tensor:
+            pos = pos.to(q_idx.device)
+            q, c = q_idx[pos], c_idx[pos]
             img, txt = (select(cands, c), select(queries, q)) if swap else (select(queries, q), select(cands, c))
             with autocast():
-                out.append(head.itm(model.fuse(img, txt)).float()[:, 1])
-        scores[q_idx, c_idx] = torch.cat(out).to(scores.dtype)
+                return head.itm(model.fuse(img, txt)).float()[:, 1]
+
+        scores[q_idx, c_idx] = map_batches(q_idx.numel(), batch_size, match).to(scores.dtype)
         return scores
-
-
-def _cat(parts: list[Encoded]) -> Encoded:
-    join = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
-    return Encoded(
-        join([p.tokens for p in parts]),
-        join([p.pooled for p in parts]),
-        join([p.mask for p in parts]),
-        join([p.ids for p in parts]),
-    )

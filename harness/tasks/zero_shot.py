@@ -84,13 +84,15 @@ class ZeroShotTask(Task):
         """(C, E) L2-normalised class embeddings: the normalised mean of each class's normalised template
         embeddings."""
         ids, mask = ex.extra["prompt_ids"], ex.extra["prompt_mask"]
+        from harness.dist import map_batches
+
         device = next(head.parameters()).device
-        out = []
-        for idx in self.iterate(ids.shape[0], batch_size):
+
+        def embed(idx: torch.Tensor) -> torch.Tensor:
             with autocast():
-                enc = model.encode_text(ids[idx].to(device), mask[idx].to(device))
-                out.append(head.embed_text(enc).float())
-        per_prompt = torch.cat(out)  # (C * T, E), normalised
+                return head.embed_text(model.encode_text(ids[idx].to(device), mask[idx].to(device))).float()
+
+        per_prompt = map_batches(ids.shape[0], batch_size, embed)  # (C * T, E), normalised
         t = len(self.spec.templates)
         return F.normalize(per_prompt.view(-1, t, per_prompt.shape[-1]).mean(1), dim=-1)
 
@@ -103,14 +105,17 @@ class ZeroShotTask(Task):
         if split != "test":
             raise ValueError("a zero-shot task has only a test split")
         ex = data.test
+        from harness.dist import map_batches
+
         classes = self.class_embeddings(model, head, ex, batch_size, autocast)  # (C, E)
-        scores = []
-        for idx in self.iterate(len(ex), batch_size):
+
+        def score(idx: torch.Tensor) -> torch.Tensor:
             b = batcher(ex, idx, with_targets=False)
             with autocast():
                 z = head.embed_image(model.encode_image(b["image"]))
-            scores.append((z.float() @ classes.t()).cpu())
-        scores = torch.cat(scores)  # (N, C) cosine similarity
+            return (z.float() @ classes.t()).cpu()
+
+        scores = map_batches(len(ex), batch_size, score)  # (N, C) cosine similarity
         metrics = topk_accuracy(scores, ex.targets, topk=(1, 5))
         ranks = topk_ranks(scores, ex.targets)
         names = data.info["classes"]

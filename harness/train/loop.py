@@ -14,6 +14,12 @@ A non-finite loss stops the run with a one-line reason. An out-of-memory error d
 
 Time is split into data (building batches: indexing, augmentation, copies to the device), compute (forward,
 backward and the optimiser step) and val evaluation.
+
+Under ``torchrun`` (:mod:`harness.dist`) every rank draws the same global micro-batches (``batch_size`` x world
+size examples) and takes its interleaved share of each; the gradients are summed over the ranks before the step, so
+the step is the one a single process takes with the same global batch. The ranks agree after every step on the
+loss and on whether any of them failed, so a non-finite loss or an out-of-memory error on one rank stops the run on
+all of them with one reason.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import dist
 from harness.errors import RunFailed, describe, is_out_of_memory
 from harness.models.base import XModel
 from harness.suite.schema import TrainSpec
@@ -66,17 +73,19 @@ class TrainStats:
         return self.data_seconds / total if total > 0 else None
 
 
-def plan_steps(n_train: int, train: TrainSpec) -> tuple[int, int]:
-    """(optimiser steps per epoch, total optimiser steps)."""
-    micro_per_epoch = math.ceil(n_train / train.batch_size)
+def plan_steps(n_train: int, train: TrainSpec, world_size: int | None = None) -> tuple[int, int]:
+    """(optimiser steps per epoch, total optimiser steps); a micro-batch is ``batch_size`` examples per rank, so
+    ``batch_size x world_size`` in all (the world of this process when ``world_size`` is None)."""
+    world_size = dist.world().size if world_size is None else world_size
+    micro_per_epoch = math.ceil(n_train / (train.batch_size * world_size))
     per_epoch = max(1, math.ceil(micro_per_epoch / train.grad_accum))
     total = train.steps if train.steps is not None else train.epochs * per_epoch
     return per_epoch, total
 
 
-def eval_steps(n_train: int, train: TrainSpec) -> list[int]:
+def eval_steps(n_train: int, train: TrainSpec, world_size: int | None = None) -> list[int]:
     """The optimiser steps (1-based) after which the val split is scored; always includes the last."""
-    per_epoch, total = plan_steps(n_train, train)
+    per_epoch, total = plan_steps(n_train, train, world_size)
     every = train.eval_every or per_epoch * (train.eval_every_epochs or 1)
     return sorted({s for s in range(every, total + 1, every)} | {total})
 
@@ -156,7 +165,8 @@ class Trainer:
         self.eval_at = set(eval_steps(n, train)) if evaluate is not None else set()
         self.optimizer = build_optimizer(param_groups(model, head, train), train)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.total, train))
-        self.order = DataOrder(n, train.batch_size, seed)
+        self.world = dist.world()
+        self.order = DataOrder(n, train.batch_size * self.world.size, seed)  # global micro-batches
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.stats = TrainStats(
             0, 0.0, 0, 0.0, float("nan"), warmup_steps(self.total, train), micro_batch=train.batch_size
@@ -175,6 +185,9 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng_state(),
+            # every rank's generators (dropout and augmentation draws are per rank), for an exact resume under DDP
+            "rng_ranks": dist.all_gather_object(rng_state()) if self.world.active else None,
+            "world_size": self.world.size,
             "data_order": self.order.state_dict(),
             "augment_generator": self.batcher.generator.get_state(),
             "loop": {
@@ -222,7 +235,14 @@ class Trainer:
                     f"{self.checkpoints.folder}/best.pt is missing; delete the run folder to start it again"
                 )
             self.best_state = {"model": best["model"], "head": best["head"]}
-        set_rng_state(state["rng"])  # last: nothing above may draw from a generator
+        if state.get("world_size", 1) != self.world.size:
+            raise RunFailed(
+                f"the resume checkpoint at step {s.steps} was written by {state.get('world_size', 1)} process(es) "
+                f"and this run has {self.world.size}; resume with the same torchrun --nproc_per_node, or delete the "
+                "run folder to start it again"
+            )
+        ranks = state.get("rng_ranks")
+        set_rng_state(ranks[self.world.rank] if ranks else state["rng"])  # last: nothing above may draw
 
     # ----------------------------------------------------------------------------------------------------- run
     def run(self, resume: dict[str, Any] | None = None) -> TrainStats:
@@ -257,7 +277,9 @@ class Trainer:
                 break
             every = train.checkpoint_every
             if self.checkpoints is not None and every and (step + 1) % every == 0 and step + 1 < self.total:
-                self.checkpoints.save(step + 1, self.state_dict())
+                state = self.state_dict()  # on every rank: it gathers their generators
+                if self.world.main:
+                    self.checkpoints.save(step + 1, state)
         s.seconds = s.data_seconds + s.compute_seconds
         s.epochs = s.steps / self.per_epoch
         if self.best_state is not None:
@@ -269,6 +291,8 @@ class Trainer:
         """One optimiser step; redone with smaller micro-batches after an out-of-memory error when allowed."""
         train, s = self.train, self.stats
         batches = [self.order.next() for _ in range(train.grad_accum)]
+        # (epoch, this rank's examples, size of the global micro-batch)
+        batches = [(epoch, dist.rank_slice(idx), len(idx)) for epoch, idx in batches]
         while True:
             try:
                 return self._accumulate(step, batches)
@@ -292,32 +316,46 @@ class Trainer:
                     f"{s.micro_batch}, {s.grad_accum} micro-batches per step (effective batch unchanged)"
                 )
 
-    def _accumulate(self, step: int, batches: list[tuple[int, torch.Tensor]]) -> float:
+    def _accumulate(self, step: int, batches: list[tuple[int, torch.Tensor, int]]) -> float:
+        """Forward and backward over the step's micro-batches (``(epoch, this rank's indices, global size)``),
+        then the optimiser step. Under DDP the ranks first agree (one all-reduce) on the loss and on whether one
+        of them failed, then sum their gradients."""
         train, s = self.train, self.stats
         scaler = self.scaler
         running = 0.0
         t_step = time.perf_counter()
         data_time = 0.0
-        for epoch, idx in batches:
-            for chunk in idx.split(s.micro_batch):
-                t0 = time.perf_counter()
-                batch = self.batcher(self.data.train, chunk, train=True)
-                self.sync()
-                data_time += time.perf_counter() - t0
-                weight = len(chunk) / (len(idx) * train.grad_accum)  # mean-reduced losses: exact under splitting
-                with self.autocast():
-                    loss = self.task.loss(self.model, self.head, batch)
-                value = loss.item()  # one device sync per micro-batch, which the check and the log share
-                if not math.isfinite(value):
-                    raise RunFailed(
-                        f"non-finite loss ({value}) at step {step + 1}/{self.total} (epoch {epoch + 1}); "
-                        "lower train.lr, keep train.grad_clip on, or use precision fp32/bf16"
-                    )
-                scaled = loss if weight == 1.0 else loss * weight  # x * 1.0 is exact: the same gradients
-                (scaler.scale(scaled) if scaler else scaled).backward()
-                running += value * weight
-        for _, idx in batches:
-            s.samples += len(idx)
+        failure: BaseException | None = None
+        try:
+            for epoch, idx, global_size in batches:
+                for chunk in idx.split(s.micro_batch):
+                    t0 = time.perf_counter()
+                    batch = self.batcher(self.data.train, chunk, train=True)
+                    self.sync()
+                    data_time += time.perf_counter() - t0
+                    # mean-reduced losses, weighted by their share of the global micro-batch: exact under
+                    # splitting over micro-batches and over ranks
+                    weight = len(chunk) / (global_size * train.grad_accum)
+                    with self.autocast():
+                        loss = self.task.loss(self.model, self.head, batch)
+                    value = loss.item()  # one device sync per micro-batch, which the check and the log share
+                    if not math.isfinite(value):
+                        raise RunFailed(
+                            f"non-finite loss ({value}) at step {step + 1}/{self.total} (epoch {epoch + 1}); "
+                            "lower train.lr, keep train.grad_clip on, or use precision fp32/bf16"
+                        )
+                    scaled = loss if weight == 1.0 else loss * weight  # x * 1.0 is exact: the same gradients
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                    running += value * weight
+        except Exception as exc:
+            if not self.world.active:
+                raise
+            failure = exc
+        if self.world.active:
+            running = self._agree(step, running, failure)
+        for _, _, global_size in batches:
+            s.samples += global_size
+        dist.all_reduce_grads(self.params)
         if scaler is not None:
             scaler.unscale_(self.optimizer)
         norm = nn.utils.clip_grad_norm_(self.params, train.grad_clip) if train.grad_clip else None
@@ -328,6 +366,9 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.world.active:  # rank 0's BatchNorm statistics everywhere (DDP's broadcast_buffers)
+            dist.broadcast_module(self.model, buffers_only=True)
+            dist.broadcast_module(self.head, buffers_only=True)
         self.sync()
         self._grad_norm = None if norm is None else float(norm)
         s.data_seconds += data_time
@@ -335,6 +376,31 @@ class Trainer:
         return running
 
     _grad_norm: float | None = None
+
+    def _agree(self, step: int, running: float, failure: BaseException | None) -> float:
+        """Under DDP: the step's loss summed over the ranks, or, when any rank failed, the same exception on all
+        of them (an out-of-memory error is re-raised as such, so each rank halves its micro-batch and redoes the
+        step; any other failure stops the run with the failing rank's reason)."""
+        import torch.distributed as tdist
+
+        kind = 0.0 if failure is None else (1.0 if is_out_of_memory(failure) else 2.0)
+        device = torch.device("cuda", self.world.local_rank) if self.world.backend == "nccl" else torch.device("cpu")
+        box = torch.tensor([running, kind], dtype=torch.float64, device=device)
+        flags = box.clone()
+        tdist.all_reduce(box)  # the loss
+        tdist.all_reduce(flags, op=tdist.ReduceOp.MAX)  # the worst failure
+        worst = int(flags[1].item())
+        if worst == 0:
+            return float(box[0].item())
+        reasons = dist.all_gather_object((kind, None if failure is None else describe(failure)))
+        if worst == 1:  # out of memory somewhere: every rank redoes the step with half the micro-batch
+            if failure is not None:
+                raise failure
+            raise torch.OutOfMemoryError(f"out of memory on another rank: {next(r for k, r in reasons if k)}")
+        rank, reason = next((i, r) for i, (k, r) in enumerate(reasons) if k == 2)
+        if failure is not None and self.world.rank == rank:
+            raise failure  # the failing rank keeps its own exception (and traceback)
+        raise RunFailed(f"rank {rank} of {self.world.size} failed: {reason}"[:400])
 
     def _train_mode(self) -> None:
         """Train mode, except encoders frozen for the whole run: eval mode (no dropout, BatchNorm statistics kept),
@@ -367,7 +433,7 @@ class Trainer:
                 "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
                 "head": {k: v.detach().to("cpu", copy=True) for k, v in self.head.state_dict().items()},
             }
-            if self.checkpoints is not None and self.train.checkpoint_every:
+            if self.checkpoints is not None and self.train.checkpoint_every and self.world.main:
                 self.checkpoints.save_best({**self.best_state, "step": step, "metrics": dict(metrics)})
             self.bad_evals = 0
         else:

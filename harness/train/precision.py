@@ -3,6 +3,9 @@
 - fp32: no autocast.
 - bf16: ``torch.autocast(device_type, dtype=torch.bfloat16)`` on CPU or CUDA; no GradScaler.
 - fp16: CUDA only, ``torch.autocast("cuda", dtype=torch.float16)`` with a ``GradScaler``.
+
+The GPU switches of the hardware block (``tf32``, ``channels_last``, ``compile``) are applied by
+:func:`apply_switches` and :func:`compile_encoders`.
 """
 
 from __future__ import annotations
@@ -56,3 +59,23 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | 
     if precision == "fp16" and device.type == "cuda":
         return torch.amp.GradScaler("cuda")
     return None
+
+
+def apply_switches(hardware, model: torch.nn.Module | None = None) -> None:
+    """TF32 on or off for CUDA matmuls and cuDNN convolutions, and ``model`` in channels_last when asked."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(hardware.tf32)
+    torch.backends.cudnn.allow_tf32 = bool(hardware.tf32)
+    if model is not None and hardware.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+
+def compile_encoders(model, backend: bool | str = True) -> list[str]:
+    """``torch.compile`` the model's image and text encoders in place (``backend``: True for the default,
+    inductor, or a backend name); returns the compiled branches' names."""
+    done = []
+    kwargs = {} if backend is True else {"backend": backend}
+    for name, module in model.branches().items():
+        if name in ("image", "text") and isinstance(module, torch.nn.Module):
+            module.compile(**kwargs)
+            done.append(name)
+    return done

@@ -287,7 +287,9 @@ def _measure(
     q_result = task.evaluate(q_model, q_head, data, batcher, batch_size, off, split="test")
     int8_seconds = time.perf_counter() - start
     evidence: dict[str, str | None] = {"fp32": None, "int8": None}
-    if q_result.evidence is not None:
+    from harness.dist import world
+
+    if q_result.evidence is not None and world().main:  # under torchrun, rank 0 writes
         atomic_write_bytes(folder / EVIDENCE_INT8, q_result.evidence.to_bytes())
         evidence["int8"] = EVIDENCE_INT8
     if reference is not None:
@@ -298,7 +300,7 @@ def _measure(
         ref = task.evaluate(fp32_model, fp32_head, data, batcher, batch_size, off, split="test")
         fp32_seconds = time.perf_counter() - start
         fp32_metrics = dict(ref.metrics)
-        if ref.evidence is not None:
+        if ref.evidence is not None and world().main:
             atomic_write_bytes(folder / EVIDENCE_FP32_CPU, ref.evidence.to_bytes())
             evidence["fp32"] = EVIDENCE_FP32_CPU
 
