@@ -118,11 +118,12 @@ def test_two_process_gloo_run_matches_one_process_with_the_same_global_batch(tmp
     assert "World size: 2" in (tmp_path / "two" / "report.md").read_text()
 
 
-def test_global_batch_that_does_not_divide_is_refused(tmp_path: Path) -> None:
+def test_global_batch_that_does_not_divide_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
     suite = _suite(tmp_path, "bad-global", train={"steps": 2, "batch_size": 8, "global_batch": 20})
-    done = _xmbench("run", str(suite), "--out", str(tmp_path / "out"))
-    assert done.returncode == 2
-    line = done.stderr.strip().splitlines()[-1]
+    assert main(["run", str(suite), "--out", str(tmp_path / "out")]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "train.global_batch: 20 is not a multiple of train.batch_size x world size = 8 x 1 = 8" in line
 
 
@@ -152,9 +153,10 @@ def _metrics(out: Path) -> list[tuple]:
 
 
 def test_three_concurrent_shards_cover_every_run_once_and_report_like_one_process(tmp_path: Path) -> None:
+    from harness.cli import main
+
     suite = _suite(tmp_path, "sharded", **SHARD_SUITE)
-    single = _xmbench("run", str(suite), "--out", str(tmp_path / "single"))
-    assert single.returncode == 0, single.stderr[-2000:]
+    assert main(["run", str(suite), "--out", str(tmp_path / "single")]) == 0  # the single-process reference
     out = tmp_path / "shared"
     procs = [
         subprocess.Popen(
@@ -186,8 +188,10 @@ def test_three_concurrent_shards_cover_every_run_once_and_report_like_one_proces
     assert strip(s2["rows"]) == strip(s1["rows"])
 
 
-def test_a_killed_shard_rerun_only_redoes_its_unfinished_runs(tmp_path: Path) -> None:
-    suite = _suite(tmp_path, "killed", **{**SHARD_SUITE, "train": {"steps": 60, "batch_size": 16, "lr": 1.0e-3}})
+def test_a_killed_shard_rerun_only_redoes_its_unfinished_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
+    suite = _suite(tmp_path, "killed", **{**SHARD_SUITE, "train": {"steps": 30, "batch_size": 16, "lr": 1.0e-3}})
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "harness", "run", str(suite), "--out", str(out), "--shard", "0/2"]
     proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -207,9 +211,10 @@ def test_a_killed_shard_rerun_only_redoes_its_unfinished_runs(tmp_path: Path) ->
     after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("runs/cls/*/seed*-*/metrics.json")}
     assert {k: after[k] for k in finished} == finished  # finished runs untouched
     assert len(after) == mine  # all of the shard's runs, and none of shard 1/2's
-    dry = _xmbench("run", str(suite), "--out", str(out), "--shard", "1/2", "--dry-run")
-    assert dry.returncode == 0 and f"shard 1/2: {6 - mine} run(s)" in dry.stdout
-    assert f"{6 - mine} to run" in dry.stdout
+    capsys.readouterr()
+    assert main(["run", str(suite), "--out", str(out), "--shard", "1/2", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert f"shard 1/2: {6 - mine} run(s)" in dry and f"{6 - mine} to run" in dry
 
 
 # --------------------------------------------------------------------------------------------- the assignment
@@ -233,11 +238,16 @@ def test_assignment_balances_cost_and_keeps_a_zero_shot_run_with_its_trainer() -
     ("text", "error"),
     [("3/3", "0 <= I < N"), ("1/0", "0 <= I < N"), ("a/b", "expected I/N"), ("2", "expected I/N")],
 )
-def test_bad_shard_is_one_line_exit_2(tmp_path: Path, text: str, error: str) -> None:
+def test_bad_shard_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, error: str) -> None:
+    from harness.cli import main
+
     with pytest.raises(ValueError, match=error):
         Shard.parse(text)
-    done = _xmbench("run", str(_suite(tmp_path, "s")), "--shard", text, "--dry-run")
-    assert done.returncode == 2 and error in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_:  # argparse's error, one line (harness/cli.py)
+        main(["run", str(_suite(tmp_path, "s")), "--shard", text, "--dry-run"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert error in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------------ the recipes
