@@ -79,17 +79,18 @@ def _predictions(out: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ torchrun (DDP)
-def test_two_process_gloo_run_matches_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
+def test_two_process_gloo_run_killed_and_resumed_matches_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
     suite = _suite(tmp_path, "ddp")
     one = _xmbench("run", str(suite), "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run(
-        [*TORCHRUN, "-m", "harness", "run", str(suite), "--out", str(tmp_path / "two")],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-    )
+    argv = [*TORCHRUN, "-m", "harness", "run", str(suite), "--out", str(tmp_path / "two")]
+    # first killed in the middle of step 5 (SIGKILL, tests/train/runner_models.py), after the step-4 checkpoint ...
+    kill = {**_env(), "XMBENCH_TEST_KILL_AT_STEP": "5"}
+    killed = subprocess.run([*argv, "--plugin", "tests.train.runner_models"], cwd=ROOT, env=kill, capture_output=True)
+    assert killed.returncode != 0
+    assert not list((tmp_path / "two").glob("runs/cls/vit/seed0-*/metrics.json"))
+    # ... then started again: it resumes from the checkpoint with every rank's generators
+    two = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "2 data-parallel processes (gloo)" in two.stderr
     r1, r2 = _record(tmp_path / "one"), _record(tmp_path / "two")
@@ -98,6 +99,7 @@ def test_two_process_gloo_run_matches_one_process_with_the_same_global_batch(tmp
     assert r2["notes"]["batch"]["world_size"] == 2 and r2["notes"]["batch"]["effective_batch"] == 16
     assert r2["env"]["world_size"] == 2 and r1["env"]["world_size"] == 1
     assert r1["timings"]["train_samples"] == r2["timings"]["train_samples"] == 6 * 16
+    assert r2["timings"]["resumed_from_step"] == 4 and r1["timings"]["resumed_from_step"] is None
     assert r1["fingerprint"] != r2["fingerprint"]  # the world size is part of a run's identity
     for name in ("top1", "top5"):
         assert r2["metrics"][name] == pytest.approx(r1["metrics"][name], abs=1e-9)
