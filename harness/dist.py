@@ -178,22 +178,28 @@ def _comm_device(t: torch.Tensor) -> torch.device:
     return torch.device("cuda", _WORLD.local_rank) if _WORLD.backend == "nccl" else torch.device("cpu")
 
 
-def gather_rows(t: torch.Tensor | None, rows: int) -> torch.Tensor | None:
-    """Concatenate every rank's ``t`` (its ``rows`` first-dim rows; other dims equal on all ranks) in rank order.
-    A rank with no rows sends an empty tensor of the right shape."""
+def gather_rows(t: torch.Tensor | None, sizes: list[int]) -> torch.Tensor | None:
+    """Concatenate every rank's ``t`` in rank order; ``sizes[r]`` is the number of rows rank ``r`` sends (the first
+    ``sizes[rank]`` rows of ``t``; other dims equal on all ranks)."""
     if not _WORLD.active or t is None:
         return t
     import torch.distributed as dist
 
-    sizes = all_gather_object(rows)
-    longest = max(sizes)
+    rows = sizes[_WORLD.rank]
     home = t.device
-    buf = t.new_zeros((longest, *t.shape[1:]), device=_comm_device(t))
+    buf = t.new_zeros((max(sizes), *t.shape[1:]), device=_comm_device(t))
     if rows:
-        buf[:rows] = t.to(buf.device)
+        buf[:rows] = t[:rows].to(buf.device)
     parts = [torch.empty_like(buf) for _ in range(_WORLD.size)]
     dist.all_gather(parts, buf.contiguous())
     return torch.cat([p[:k] for p, k in zip(parts, sizes)]).to(home)
+
+
+def local_batches(n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """Index batches of this rank's contiguous share of ``n`` examples (all of them without torchrun)."""
+    start, stop = shard_range(n)
+    for s in range(start, stop, batch_size):
+        yield torch.arange(s, min(stop, s + batch_size))
 
 
 def map_batches(n: int, batch_size: int, fn: Callable[[torch.Tensor], Any]) -> Any:
@@ -203,18 +209,14 @@ def map_batches(n: int, batch_size: int, fn: Callable[[torch.Tensor], Any]) -> A
     are gathered, so every rank ends with the outputs for all ``n`` examples, each computed once. ``fn`` returns a
     tensor, a tuple/list of tensors (or None), or a dataclass of tensors (``Encoded``). A rank with no examples
     (``n`` smaller than the world) runs ``fn`` on the first example to learn the shapes and sends none of it."""
-    start, stop = shard_range(n) if _WORLD.active else (0, n)
-    outs = []
-    for s in range(start, stop, batch_size):
-        outs.append(fn(torch.arange(s, min(stop, s + batch_size))))
-    rows = stop - start
+    outs = [fn(idx) for idx in local_batches(n, batch_size)]
+    if not _WORLD.active:
+        return _concat(outs)
+    start, stop = shard_range(n)
     if not outs:  # this rank has no example: learn the output's shapes from one, send none of its rows
         outs = [fn(torch.arange(0, min(1, n)))]
-        rows = 0
-    joined = _concat(outs)
-    if not _WORLD.active:
-        return joined
-    return _apply(joined, lambda t: gather_rows(t[:rows], rows))
+    sizes = all_gather_object(stop - start)  # once for every tensor of the output
+    return _apply(_concat(outs), lambda t: gather_rows(t, sizes))
 
 
 def _concat(outs: list[Any]) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.dist import world
 from harness.errors import RunFailed, UserError, describe, is_out_of_memory
 from harness.models import BuildContext
 from harness.models.contract import check_forward
@@ -96,8 +97,6 @@ def execute_run(
 
     Under torchrun every rank calls this for the same run; only rank 0 writes (the others get a
     :class:`NullWriter` and their record is not written)."""
-    from harness.dist import world
-
     main = world().main
     folder = out_dir / spec.folder
     checkpoints = Checkpoints(folder, spec.fingerprint, spec.train.keep) if spec.train.checkpoint_every else None
@@ -274,7 +273,7 @@ def _run(
     eval_start = time.perf_counter()
     result = task.evaluate(model, head, data, batcher, eval_bs, autocast, split="test")
     test_seconds = time.perf_counter() - eval_start
-    if spec.extra.get("keep_weights") and isinstance(writer, RunWriter):  # read by a zero-shot task (rank 0 writes)
+    if spec.extra.get("keep_weights") and world().main:  # a zero-shot task reads it (under torchrun rank 0 writes)
         keep_weights(writer.folder, model, head, image_encoder)
     quantized = None
     if spec.quantize:  # an INT8 copy scored on CPU (harness/train/quantize.py); the fp32 results above stand
@@ -358,7 +357,7 @@ WEIGHTS = "model.pt"
 def _data_parallel_start(spec: RunSpec, model, head) -> int:
     """Under torchrun: every rank starts from rank 0's weights, and ranks other than 0 draw dropout and
     augmentation from their own streams (rank 0 keeps the single-process ones). Returns the augmentation seed."""
-    from harness.dist import broadcast_module, world
+    from harness.dist import broadcast_module
 
     w = world()
     if not w.active:

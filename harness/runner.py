@@ -373,14 +373,16 @@ def run_suite(
         console.log(f"shard {shard}: {len(selected)} of the {total_runs} selected run(s)")
     outcome = SuiteOutcome(out_dir)
     pending = []
-    finished = dist.broadcast_object(
-        [s.fingerprint for s in selected if _finished(read_record(out_dir / s.folder, s.fingerprint))]
-        if dist.world().main
-        else None
+    # rank 0 reads the records and tells the other ranks which runs are finished (they skip the same runs)
+    records = (
+        {s.fingerprint: read_record(out_dir / s.folder, s.fingerprint) for s in selected} if dist.world().main else {}
     )
+    finished = dist.broadcast_object({fp for fp, record in records.items() if _finished(record)})
     for spec in selected:
         if spec.fingerprint in finished:
-            outcome.records.append(read_record(out_dir / spec.folder, spec.fingerprint))
+            outcome.records.append(
+                records.get(spec.fingerprint) or read_record(out_dir / spec.folder, spec.fingerprint)
+            )
             outcome.reused += 1
         else:
             pending.append(spec)
@@ -407,14 +409,15 @@ def run_suite(
         for i, spec in enumerate(pending):
             lock = RunLock(out_dir / spec.folder) if dist.world().main else _RankLock()
             # rank 0 claims the run and tells the other ranks what it found: "claimed", "done" or "run"
-            state = dist.broadcast_object(_claim(lock, spec, out_dir, console) if dist.world().main else None)
+            state, found = _claim(lock, spec, out_dir, console) if dist.world().main else (None, None)
+            state = dist.broadcast_object(state)
             if state == "claimed":
                 outcome.claimed_elsewhere.append(spec.run_id)
                 progress.skip(steps[spec.run_id])
                 continue
             try:
                 if state == "done":  # finished by another process since we looked
-                    outcome.records.append(read_record(out_dir / spec.folder, spec.fingerprint))
+                    outcome.records.append(found or read_record(out_dir / spec.folder, spec.fingerprint))
                     outcome.reused += 1
                     progress.skip(steps[spec.run_id])
                     continue
@@ -444,17 +447,18 @@ def _finished(record) -> bool:
     return record is not None and record.ok
 
 
-def _claim(lock, spec: RunSpec, out_dir: Path, console) -> str:
-    """Rank 0's claim of a run: ``"claimed"`` (a live process holds it), ``"done"`` (finished since the plan was
-    read; the lock is held and released by the caller) or ``"run"``."""
+def _claim(lock, spec: RunSpec, out_dir: Path, console) -> tuple[str, Any]:
+    """Rank 0's claim of a run: ``("claimed", None)`` (a live process holds it), ``("done", record)`` (finished
+    since the plan was read; the lock is held and released by the caller) or ``("run", None)``."""
     from harness.results.record import read_record
 
     if not lock.acquire():
         console.log(f"skipping {spec.run_id}: claimed by {lock.holder()} (another xmbench run)")
-        return "claimed"
+        return "claimed", None
     if lock.left_behind():
         console.log(f"{spec.run_id}: taking over the claim left by {lock.left_behind()} (not running)")
-    return "done" if _finished(read_record(out_dir / spec.folder, spec.fingerprint)) else "run"
+    record = read_record(out_dir / spec.folder, spec.fingerprint)
+    return ("done", record) if _finished(record) else ("run", None)
 
 
 class _RankLock:

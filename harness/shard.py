@@ -47,17 +47,9 @@ def model_params(plan: Any) -> dict[str, int]:
     """Parameters of every model of the plan, built once on the meta device (no memory, no weights read)."""
     import torch
 
-    from harness.models import BuildContext
-    from harness.suite.check import build_model
+    from harness.suite.check import build_model, meta_build_context
 
-    suite = plan.suite
-    ctx = BuildContext(
-        image_size=suite.image.size,
-        max_text_len=suite.text.max_length,
-        vocab_size=len(plan.tokenizer) if plan.tokenizer is not None else suite.text.vocab_size,
-        pad_token_id=0,
-        load_weights=False,
-    )
+    ctx = meta_build_context(plan.suite, len(plan.tokenizer) if plan.tokenizer is not None else None)
     out = {}
     for name, resolved in plan.models.items():
         model = build_model(resolved, ctx, device=torch.device("meta"))

@@ -245,18 +245,24 @@ def check_datasets(suite: Suite, data_root: Path, where: str) -> None:
             raise UserError(f"{where}: {exc}") from exc
 
 
+def meta_build_context(suite: Suite, vocab_size: int | None = None) -> BuildContext:
+    """The build context of models built on the meta device (no weights read): the suite's image size and text
+    length, and ``vocab_size`` (default: the suite's ``text.vocab_size``)."""
+    return BuildContext(
+        image_size=suite.image.size,
+        max_text_len=suite.text.max_length,
+        vocab_size=suite.text.vocab_size if vocab_size is None else vocab_size,
+        pad_token_id=0,
+        load_weights=False,
+    )
+
+
 def build_on_meta(suite: Suite, models: dict[str, ResolvedModel], where: str) -> None:
     """Build every model once on the meta device: a bad transformers config key, a bad timm argument or a fusion
     that does not fit fails here, with the key path, instead of after data preparation."""
     import torch
 
-    ctx = BuildContext(
-        image_size=suite.image.size,
-        max_text_len=suite.text.max_length,
-        vocab_size=suite.text.vocab_size,
-        pad_token_id=0,
-        load_weights=False,
-    )
+    ctx = meta_build_context(suite)
     built = {m.name: build_model(m, ctx, file=where, device=torch.device("meta")) for m in models.values()}
     check_model_tasks(suite, built, where)
     check_quantize(suite, built, where)

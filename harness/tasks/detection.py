@@ -254,12 +254,10 @@ class DetectionTask(Task):
         ex = data.split(split)
         size = data.info["image_size"]
         cat_ids = data.info["category_ids"]
-        from harness.dist import gather_list, shard_range
+        from harness.dist import gather_list, local_batches
 
         results: list[dict[str, Any]] = []
-        start, stop = shard_range(len(ex))  # this rank's images under torchrun (all of them otherwise)
-        for idx in self.iterate(stop - start, batch_size):
-            idx = idx + start
+        for idx in local_batches(len(ex), batch_size):  # this rank's images under torchrun (all of them otherwise)
             batch = batcher(ex, idx, with_targets=False)
             with autocast():
                 dets = head.detect(model.spatial(batch))
